@@ -1,0 +1,262 @@
+//! The desktop application (eframe/egui). Draws from the app state and turns user input into
+//! commands; never blocks on the engine: background results arrive on channels that `logic`
+//! drains each frame. May use `engine`, `annotation` and `study`; the only module that names
+//! egui or eframe.
+
+mod capture;
+pub mod error;
+pub mod keymap;
+mod panels;
+
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, Sender};
+
+pub use error::AppError;
+
+use crate::engine::device::DevicePreference;
+use crate::engine::environment::{self, EnvironmentReport};
+use keymap::Action;
+
+/// What `m2c [PATH...]` passes to the window.
+#[derive(Debug, Clone, Default)]
+pub struct LaunchOptions {
+    /// Studies to open at start.
+    pub paths: Vec<PathBuf>,
+    /// `--weights` / `M2C_WEIGHTS`.
+    pub weights: Option<PathBuf>,
+    pub device: DevicePreference,
+}
+
+/// Title of the main window.
+pub const WINDOW_TITLE: &str = "M2C Annotator";
+
+/// Opens the window and runs until it is closed.
+pub fn run(options: LaunchOptions) -> Result<(), AppError> {
+    let native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title(WINDOW_TITLE)
+            .with_app_id("m2c-annotator")
+            .with_inner_size([1100.0, 720.0])
+            .with_min_inner_size([640.0, 420.0])
+            .with_drag_and_drop(true),
+        ..Default::default()
+    };
+    eframe::run_native(
+        WINDOW_TITLE,
+        native,
+        Box::new(move |cc| {
+            let mut app = M2cApp::new(options);
+            app.capture = capture::Capture::from_env();
+            app.start_environment_probe(Some(cc.egui_ctx.clone()));
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| AppError::Window(e.to_string()))
+}
+
+/// Messages from background threads to the UI thread.
+#[derive(Debug)]
+enum BackgroundEvent {
+    Environment(Box<EnvironmentReport>),
+    PathsPicked(Vec<PathBuf>),
+}
+
+/// What the status panel shows about the compute device and the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelStatus {
+    /// The device probe is still running.
+    Detecting,
+    /// Device found; `weights` says whether SAM3 can be enabled.
+    Ready {
+        device_line: String,
+        device_reason: String,
+        weights: WeightsStatus,
+    },
+}
+
+/// Whether SAM3 weights are available.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WeightsStatus {
+    Found { path: PathBuf },
+    Unusable { path: PathBuf, reason: String },
+    Missing { first_location: Option<PathBuf> },
+}
+
+/// The application: view state plus channels to background work.
+pub struct M2cApp {
+    options: LaunchOptions,
+    /// Studies the user opened (command line, drop, or dialog), in order.
+    opened: Vec<PathBuf>,
+    model_status: ModelStatus,
+    show_shortcuts: bool,
+    tx: Sender<BackgroundEvent>,
+    rx: Receiver<BackgroundEvent>,
+    capture: capture::Capture,
+}
+
+impl M2cApp {
+    /// A new app in its empty state. Starts no thread: call
+    /// [`M2cApp::start_environment_probe`] to detect the device in the background.
+    pub fn new(options: LaunchOptions) -> Self {
+        let (tx, rx) = mpsc::channel();
+        Self {
+            opened: options.paths.clone(),
+            options,
+            model_status: ModelStatus::Detecting,
+            show_shortcuts: false,
+            tx,
+            rx,
+            capture: capture::Capture::default(),
+        }
+    }
+
+    /// Detects the compute device and the SAM3 weights on a background thread; the result
+    /// arrives in [`M2cApp::drain_events`]. `wake` repaints the window when it is done.
+    pub fn start_environment_probe(&self, wake: Option<egui::Context>) {
+        let tx = self.tx.clone();
+        let weights = self.options.weights.clone();
+        let device = self.options.device;
+        let spawned = std::thread::Builder::new()
+            .name("m2c-probe".to_owned())
+            .spawn(move || {
+                let report = environment::probe(device, weights.as_deref(), false);
+                // The receiver is gone only when the app closed; nothing to report then.
+                let _ = tx.send(BackgroundEvent::Environment(Box::new(report)));
+                if let Some(ctx) = wake {
+                    ctx.request_repaint();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("could not start the device probe thread: {e}");
+        }
+    }
+
+    /// Studies opened so far.
+    pub fn opened(&self) -> &[PathBuf] {
+        &self.opened
+    }
+
+    /// Device and weights status as shown in the model panel.
+    pub fn model_status(&self) -> &ModelStatus {
+        &self.model_status
+    }
+
+    /// Applies finished background work. Never blocks.
+    pub fn drain_events(&mut self, ctx: &egui::Context) {
+        while let Ok(event) = self.rx.try_recv() {
+            match event {
+                BackgroundEvent::Environment(report) => {
+                    self.model_status = model_status_from(&report);
+                }
+                BackgroundEvent::PathsPicked(paths) => self.open_paths(paths),
+            }
+        }
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .filter_map(|f| f.path.clone())
+                .collect()
+        });
+        if !dropped.is_empty() {
+            self.open_paths(dropped);
+        }
+        for action in Action::ALL {
+            if let Some(shortcut) = action.shortcut()
+                && ctx.input_mut(|i| i.consume_shortcut(&shortcut))
+            {
+                self.perform(ctx, action);
+            }
+        }
+    }
+
+    /// Draws one frame into `ui` (the whole window).
+    pub fn frame_ui(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        self.drain_events(&ctx);
+        let mut actions = Vec::new();
+        panels::menu_bar_ui(ui, &mut actions);
+        panels::status_bar_ui(ui, &self.model_status, self.opened.len());
+        panels::model_panel_ui(ui, &self.model_status);
+        if !self.opened.is_empty() {
+            panels::study_panel_ui(ui, &self.opened);
+        }
+        panels::central_ui(ui, self.opened.is_empty(), &mut actions);
+        if self.show_shortcuts {
+            panels::shortcuts_window_ui(&ctx, &mut self.show_shortcuts);
+        }
+        for action in actions {
+            self.perform(&ctx, action);
+        }
+        self.capture.after_frame(&ctx, self.model_status != ModelStatus::Detecting);
+    }
+
+    fn open_paths(&mut self, paths: Vec<PathBuf>) {
+        for path in paths {
+            if !self.opened.contains(&path) {
+                tracing::info!("study opened: {:?}", path);
+                self.opened.push(path);
+            }
+        }
+    }
+
+    fn perform(&mut self, ctx: &egui::Context, action: Action) {
+        match action {
+            Action::OpenFolder => self.pick_paths(ctx, true),
+            Action::OpenFiles => self.pick_paths(ctx, false),
+            Action::ShowShortcuts => self.show_shortcuts = !self.show_shortcuts,
+            Action::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
+        }
+    }
+
+    /// Shows the system file dialog on a helper thread so the UI keeps drawing.
+    fn pick_paths(&self, ctx: &egui::Context, folder: bool) {
+        let tx = self.tx.clone();
+        let ctx = ctx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("m2c-file-dialog".to_owned())
+            .spawn(move || {
+                let dialog = rfd::FileDialog::new().set_title("Open study");
+                let picked: Vec<PathBuf> = if folder {
+                    dialog.pick_folder().into_iter().collect()
+                } else {
+                    dialog
+                        .add_filter("DICOM and images", &["dcm", "dicom", "png", "jpg", "jpeg", "tif", "tiff", "bmp"])
+                        .add_filter("All files", &["*"])
+                        .pick_files()
+                        .unwrap_or_default()
+                };
+                if !picked.is_empty() {
+                    let _ = tx.send(BackgroundEvent::PathsPicked(picked));
+                    ctx.request_repaint();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("could not start the file dialog thread: {e}");
+        }
+    }
+}
+
+fn model_status_from(report: &EnvironmentReport) -> ModelStatus {
+    let weights = match (&report.weights.found, &report.checkpoint) {
+        (Some(path), Some(Ok(_))) => WeightsStatus::Found { path: path.clone() },
+        (Some(path), Some(Err(e))) => WeightsStatus::Unusable {
+            path: path.clone(),
+            reason: e.to_string(),
+        },
+        _ => WeightsStatus::Missing {
+            first_location: report.weights.looked.first().cloned(),
+        },
+    };
+    ModelStatus::Ready {
+        device_line: report.plan.device_line(),
+        device_reason: report.plan.reason.clone(),
+        weights,
+    }
+}
+
+impl eframe::App for M2cApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.frame_ui(ui);
+    }
+}

@@ -1,0 +1,180 @@
+//! The window's panels: menu bar, status bar, model panel, study list and the central area.
+//! Each function reads state and pushes [`Action`]s; none mutates the document or does I/O.
+
+use std::path::PathBuf;
+
+use egui::{Align, Layout, RichText};
+
+use super::keymap::Action;
+use super::{ModelStatus, WeightsStatus};
+
+/// A button for `action`, with its tooltip and shortcut; pushes the action when clicked.
+fn action_button_ui(ui: &mut egui::Ui, action: Action, actions: &mut Vec<Action>) {
+    let mut button = egui::Button::new(action.label());
+    if let Some(s) = action.shortcut() {
+        button = button.shortcut_text(ui.ctx().format_shortcut(&s));
+    }
+    if ui.add(button).on_hover_text(action.tooltip()).clicked() {
+        actions.push(action);
+    }
+}
+
+pub fn menu_bar_ui(ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+    egui::Panel::top("menu_bar").show(ui, |ui| {
+        egui::MenuBar::new().ui(ui, |ui| {
+            ui.menu_button("File", |ui| {
+                action_button_ui(ui, Action::OpenFolder, actions);
+                action_button_ui(ui, Action::OpenFiles, actions);
+                ui.separator();
+                action_button_ui(ui, Action::Quit, actions);
+            });
+            ui.menu_button("Help", |ui| {
+                action_button_ui(ui, Action::ShowShortcuts, actions);
+            });
+        });
+    });
+}
+
+pub fn status_bar_ui(ui: &mut egui::Ui, status: &ModelStatus, studies: usize) {
+    egui::Panel::bottom("status_bar").show(ui, |ui| {
+        ui.horizontal(|ui| {
+            match status {
+                ModelStatus::Detecting => {
+                    ui.spinner();
+                    ui.label("Detecting compute device…");
+                }
+                ModelStatus::Ready { device_line, .. } => {
+                    ui.label(device_line.as_str());
+                }
+            }
+            ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                ui.label(format!("{studies} studies open"));
+            });
+        });
+    });
+}
+
+pub fn model_panel_ui(ui: &mut egui::Ui, status: &ModelStatus) {
+    egui::Panel::right("model_panel")
+        .default_size(300.0)
+        .resizable(true)
+        .show(ui, |ui| {
+            ui.heading("Model");
+            ui.separator();
+            match status {
+                ModelStatus::Detecting => {
+                    ui.horizontal(|ui| {
+                        ui.spinner();
+                        ui.label("Detecting compute device…");
+                    });
+                }
+                ModelStatus::Ready {
+                    device_line,
+                    device_reason,
+                    weights,
+                } => {
+                    ui.label(RichText::new(device_line.as_str()).strong());
+                    ui.label(RichText::new(device_reason.as_str()).small());
+                    ui.add_space(8.0);
+                    weights_ui(ui, weights);
+                }
+            }
+        });
+}
+
+fn weights_ui(ui: &mut egui::Ui, weights: &WeightsStatus) {
+    match weights {
+        WeightsStatus::Found { path } => {
+            ui.label("SAM3 weights: found");
+            ui.label(RichText::new(path.display().to_string()).small().monospace());
+        }
+        WeightsStatus::Unusable { path, reason } => {
+            ui.colored_label(ui.visuals().warn_fg_color, "SAM3 weights: unusable");
+            ui.label(RichText::new(reason.as_str()).small());
+            ui.label(RichText::new(path.display().to_string()).small().monospace());
+        }
+        WeightsStatus::Missing { first_location } => {
+            ui.label("SAM3 weights: not found");
+            ui.label(
+                "Manual annotation works without them. To enable automatic segmentation, \
+                 download model.safetensors from Hugging Face facebook/sam3 (gated) and start \
+                 m2c with --weights PATH, or put it at:",
+            );
+            if let Some(p) = first_location {
+                ui.label(RichText::new(p.display().to_string()).small().monospace());
+            }
+        }
+    }
+}
+
+pub fn study_panel_ui(ui: &mut egui::Ui, opened: &[PathBuf]) {
+    egui::Panel::left("study_panel")
+        .default_size(260.0)
+        .resizable(true)
+        .show(ui, |ui| {
+            ui.heading("Studies");
+            ui.separator();
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                for path in opened {
+                    let name = path
+                        .file_name()
+                        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+                    ui.label(name).on_hover_text(path.display().to_string());
+                }
+            });
+        });
+}
+
+/// The central area: the drop zone while nothing is open.
+pub fn central_ui(ui: &mut egui::Ui, empty: bool, actions: &mut Vec<Action>) {
+    let hovering = ui.ctx().input(|i| !i.raw.hovered_files.is_empty());
+    egui::CentralPanel::default().show(ui, |ui| {
+        ui.vertical_centered(|ui| {
+            ui.add_space((ui.available_height() * 0.25).max(16.0));
+            ui.heading(RichText::new("M2C Annotator").size(28.0));
+            ui.add_space(12.0);
+            let prompt = if hovering {
+                "Release to open"
+            } else if empty {
+                "Drop a study folder or DICOM/PNG/JPEG files here"
+            } else {
+                "Drop more studies here"
+            };
+            ui.label(RichText::new(prompt).size(18.0));
+            ui.add_space(12.0);
+            ui.horizontal(|ui| {
+                let width = 2.0 * 140.0;
+                ui.add_space(((ui.available_width() - width) / 2.0).max(0.0));
+                action_button_ui(ui, Action::OpenFolder, actions);
+                action_button_ui(ui, Action::OpenFiles, actions);
+            });
+            ui.add_space(8.0);
+            ui.label(
+                RichText::new(
+                    "DICOM series (CT, MR, US; compressed too) and folders of PNG/JPEG images. \
+                     Images never leave this machine.",
+                )
+                .small(),
+            );
+        });
+    });
+}
+
+pub fn shortcuts_window_ui(ctx: &egui::Context, open: &mut bool) {
+    egui::Window::new("Keyboard shortcuts")
+        .open(open)
+        .collapsible(false)
+        .show(ctx, |ui| {
+            egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
+                for action in Action::ALL {
+                    ui.label(action.label());
+                    ui.label(
+                        action
+                            .shortcut()
+                            .map_or_else(String::new, |s| ctx.format_shortcut(&s)),
+                    );
+                    ui.end_row();
+                }
+            });
+        });
+}

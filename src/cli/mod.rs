@@ -1,0 +1,52 @@
+//! The command line: `m2c [PATH...]` opens the app, subcommands run the same engine headless.
+//! anyhow is allowed here (the binary's edge); everything below returns typed errors.
+#![allow(clippy::print_stdout)]
+
+mod doctor;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::engine::device::DevicePreference;
+
+/// M2C Annotator: few-shot medical image annotation with SAM3 concept search.
+///
+/// Without a subcommand, opens the annotation window (optionally on the given study paths).
+#[derive(Debug, Parser)]
+#[command(name = "m2c", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// Study folders or files to open in the window (DICOM series, PNG/JPEG folders).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// SAM3 checkpoint: `model.safetensors` from Hugging Face `facebook/sam3`, or its folder.
+    #[arg(long, global = true, env = "M2C_WEIGHTS", value_name = "PATH")]
+    pub weights: Option<PathBuf>,
+
+    /// Compute device: `auto` (a hardware GPU when present, else the CPU), `gpu` or `cpu`.
+    #[arg(long, global = true, env = "M2C_DEVICE", value_name = "DEVICE", value_parser = parse_device, default_value = "auto")]
+    pub device: DevicePreference,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Headless subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the compute device the engine would use, check that it computes, and say
+    /// whether the SAM3 weights were found and where we looked.
+    Doctor(doctor::DoctorArgs),
+}
+
+fn parse_device(value: &str) -> Result<DevicePreference, String> {
+    DevicePreference::parse(value).map_err(|e| e.to_string())
+}
+
+/// Runs a subcommand. Returns the process exit code.
+pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Doctor(args) => doctor::run(cli, args),
+    }
+}

@@ -1,0 +1,10 @@
+//! M2C Annotator: few-shot medical image annotation with a frozen SAM3 model prompted by a
+//! learned concept embedding ("Mask to Concept"). See README.md and the module docs.
+//!
+//! Dependency direction (enforced by `tests/layering.rs`): `app → engine → concept → model`,
+//! `app → annotation → study`, `engine → study`, `cli → engine, annotation, study`.
+
+pub mod app;
+pub mod cli;
+pub mod concept;
+pub mod engine;

@@ -1,0 +1,38 @@
+//! `m2c`: opens the annotation window, or runs a headless subcommand (`m2c --help`).
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use m2c::cli::{self, Cli};
+
+fn main() -> ExitCode {
+    init_tracing();
+    let args = Cli::parse();
+    let result = match &args.command {
+        Some(command) => cli::run(&args, command),
+        None => m2c::app::run(m2c::app::LaunchOptions {
+            paths: args.paths.clone(),
+            weights: args.weights.clone(),
+            device: args.device,
+        })
+        .map(|()| 0)
+        .map_err(anyhow::Error::from),
+    };
+    match result {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,m2c=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
