@@ -2,7 +2,8 @@
 //! learned concept embedding ("Mask to Concept"). See README.md and the module docs.
 //!
 //! Dependency direction (enforced by `tests/layering.rs`): `app → engine → concept → model`,
-//! `app → annotation → study`, `engine → study`, `cli → engine, annotation, study`.
+//! `app → annotation → study`, `engine → study`, `cli → engine, concept, annotation, study`
+//! (the CLI reads and writes concept files and computes metrics directly).
 
 pub mod app;
 pub mod cli;

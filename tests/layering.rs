@@ -1,6 +1,6 @@
 //! Guard rail: modules may only depend in the direction of `shared/design/style.md` §2
 //! (`app → engine → concept → model`, `app → annotation → study`, `engine → study`,
-//! `cli → engine, annotation, study`; `study` uses nothing of ours), egui/eframe/rfd appear
+//! `cli → engine, concept, annotation, study`; `study` uses nothing of ours), egui/eframe/rfd appear
 //! only under `app/`, burn never reaches `app/`, `study/` or `annotation/`, and only
 //! `engine/device.rs` names a concrete burn backend.
 
@@ -14,7 +14,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("model", &[]),
     ("annotation", &["study"]),
     ("study", &[]),
-    ("cli", &["engine", "annotation", "study"]),
+    ("cli", &["engine", "concept", "annotation", "study"]),
     ("main", &["cli", "app"]),
     ("lib", &["app", "cli", "concept", "engine", "annotation", "study", "model"]),
 ];

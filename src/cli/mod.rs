@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout)]
 
 mod doctor;
+mod eval;
 
 use std::path::PathBuf;
 
@@ -38,6 +39,8 @@ pub enum Command {
     /// Print the compute device the engine would use, check that it computes, and say
     /// whether the SAM3 weights were found and where we looked.
     Doctor(doctor::DoctorArgs),
+    /// Dice and IoU of predicted masks against ground truth, per image and on average.
+    Eval(eval::EvalArgs),
 }
 
 fn parse_device(value: &str) -> Result<DevicePreference, String> {
@@ -48,5 +51,6 @@ fn parse_device(value: &str) -> Result<DevicePreference, String> {
 pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
     match command {
         Command::Doctor(args) => doctor::run(cli, args),
+        Command::Eval(args) => eval::run(args),
     }
 }
