@@ -22,8 +22,8 @@ fn eval_reports_hand_computed_dice_and_iou() {
     let (pred, gt) = (dir.path().join("pred"), dir.path().join("gt"));
     std::fs::create_dir_all(&pred).unwrap();
     std::fs::create_dir_all(&gt).unwrap();
-    // a: pred covers the left half (x < 5), gt the left 0.75 (x < 7.5 -> 8 columns?) -> keep integers:
-    // gt x < 8 on a 10x10 image: inter 50, |p| 50, |g| 80 -> dice 100/130, iou 50/80.
+    // a on a 10x10 image: pred x < 5 (50 px), gt x < 8 (80 px): inter 50, union 80,
+    // dice 100/130, iou 50/80.
     write_mask(&pred.join("a.png"), 10, 10, |x, _| x < 5);
     write_mask(&gt.join("a.png"), 10, 10, |x, _| x < 8);
     // b: both empty -> 1, 1 (a JPEG ground truth paired by stem).
