@@ -6,7 +6,9 @@
 mod capture;
 pub mod error;
 pub mod keymap;
+pub mod overlay;
 mod panels;
+pub mod viewer;
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -45,6 +47,9 @@ pub fn run(options: LaunchOptions) -> Result<(), AppError> {
         WINDOW_TITLE,
         native,
         Box::new(move |cc| {
+            if let Some(render_state) = cc.wgpu_render_state.as_ref() {
+                overlay::register(render_state);
+            }
             let mut app = M2cApp::new(options);
             app.capture = capture::Capture::from_env();
             app.start_environment_probe(Some(cc.egui_ctx.clone()));
