@@ -1,0 +1,169 @@
+//! `AnnotationError`: what failed while creating, opening, editing or saving a project.
+//!
+//! Variants are named after the failed operation, carry the path involved (last in the message)
+//! and keep the source error. A failed journal append leaves the edit applied in memory and
+//! queued for the next write, so the caller can tell the user and retry with `Project::flush`.
+
+use std::path::PathBuf;
+
+use super::document::ItemId;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnnotationError {
+    #[error("cannot create the project: a project already exists in {path:?}")]
+    ProjectExists { path: PathBuf },
+
+    #[error(
+        "cannot create the project inside the read-only study {study:?}: choose another folder than {project:?}"
+    )]
+    ProjectInsideReadOnlyStudy { project: PathBuf, study: PathBuf },
+
+    #[error("failed to create the project folder {path:?}")]
+    CreateProjectDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("no project found (missing snapshot) in {path:?}")]
+    NotAProject { path: PathBuf },
+
+    #[error("project is open in another process (lock held on {path:?})")]
+    ProjectLocked { path: PathBuf },
+
+    #[error("failed to lock the project {path:?}")]
+    LockProject {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("failed to read the project snapshot {path:?}")]
+    ReadSnapshot {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("failed to parse the project snapshot {path:?}")]
+    ParseSnapshot {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("invalid project snapshot ({reason}) in {path:?}")]
+    InvalidSnapshot { reason: String, path: PathBuf },
+
+    #[error("failed to write the project snapshot {path:?}")]
+    WriteSnapshot {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("failed to open the edit journal {path:?}")]
+    OpenJournal {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "failed to append to the edit journal (the edit is kept in memory and will be retried) {path:?}"
+    )]
+    AppendJournal {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("failed to read the mask file {path:?}")]
+    ReadMask {
+        path: PathBuf,
+        #[source]
+        source: image::ImageError,
+    },
+
+    #[error(
+        "mask file is {actual_width}×{actual_height} but its image is {expected_width}×{expected_height}: {path:?}"
+    )]
+    MaskFileSizeMismatch {
+        expected_width: u32,
+        expected_height: u32,
+        actual_width: u32,
+        actual_height: u32,
+        path: PathBuf,
+    },
+
+    #[error("failed to write the mask file {path:?}")]
+    WriteMask {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("failed to encode the mask file {path:?}")]
+    EncodeMask {
+        path: PathBuf,
+        #[source]
+        source: image::ImageError,
+    },
+
+    #[error("no item {item:?} in this project")]
+    UnknownItem { item: ItemId },
+
+    #[error("no label class with value {value} in this project")]
+    UnknownClass { value: u8 },
+
+    #[error("label value 0 is reserved for background")]
+    BackgroundClassValue,
+
+    #[error("invalid image size {width}×{height} (each side must be 1..={max})", max = super::mask::MAX_SIDE)]
+    InvalidImageSize { width: u32, height: u32 },
+
+    #[error(
+        "item already registered with size {expected_width}×{expected_height}, not {actual_width}×{actual_height}: {key:?}"
+    )]
+    ItemSizeMismatch {
+        expected_width: u32,
+        expected_height: u32,
+        actual_width: u32,
+        actual_height: u32,
+        key: String,
+    },
+
+    #[error(
+        "mask is {actual_width}×{actual_height} but item {item:?} is {expected_width}×{expected_height}"
+    )]
+    MaskSizeMismatch {
+        item: ItemId,
+        expected_width: u32,
+        expected_height: u32,
+        actual_width: u32,
+        actual_height: u32,
+    },
+
+    #[error("HUE score must be finite, got {value}")]
+    InvalidHue { value: f32 },
+
+    #[error("fill seed ({x}, {y}) is outside the {width}×{height} image")]
+    SeedOutsideImage {
+        x: u32,
+        y: u32,
+        width: u32,
+        height: u32,
+    },
+
+    #[error("brush radius must be finite and positive, got {radius_px}")]
+    InvalidBrushRadius { radius_px: f32 },
+
+    #[error("no brush stroke in progress")]
+    NoStroke,
+
+    #[error("export is not available yet: {reason}")]
+    ExportUnavailable { reason: &'static str },
+}
+
+pub type Result<T, E = AnnotationError> = std::result::Result<T, E>;

@@ -1,0 +1,27 @@
+//! The headless model of an annotation project: label classes; per image or slice a raster
+//! mask per class, a review state, a HUE score and provenance; undoable edits; and crash-safe
+//! autosave (a synced, checksummed journal compacted into atomic snapshots). Shared by the app
+//! and the CLI, and testable without a window.
+//!
+//! May depend on `crate::study` (for exports) and on std, serde, image (PNG masks), flate2 and
+//! crc32fast; never on burn, egui or any other module of ours.
+//!
+//! Entry point: [`Project`] (`create`, `open`, `apply`, `begin_stroke`/`stroke_to`/`end_stroke`,
+//! `undo`/`redo`, `save`). Coordinates are `image` pixels throughout.
+
+mod autosave;
+mod document;
+mod edit;
+mod error;
+mod history;
+mod mask;
+mod project;
+mod snapshot;
+
+pub use autosave::RecoveryReport;
+pub use document::{Item, ItemId, LabelClass, MaskProvenance, Provenance, ReviewState, Tool};
+pub use edit::Edit;
+pub use error::{AnnotationError, Result};
+pub use history::Brush;
+pub use mask::{ImageSize, MAX_SIDE, Mask, PasteMode, TILE_SIZE};
+pub use project::{Project, ProjectOptions};

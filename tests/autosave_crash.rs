@@ -1,0 +1,215 @@
+//! Crash safety of autosave. A child process (this test binary, re-invoked in child mode) edits
+//! a project as fast as it can and prints `ack <k>` once edit `k` is synced; the parent kills it
+//! with SIGKILL after a random delay, reopens the project, and checks that every acknowledged
+//! edit is there. Repeated at least 50 times on the same project, so kills land during opening,
+//! replay, appends and compactions.
+#![cfg(unix)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers outside #[test] fns fail the test by panicking"
+)]
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use m2c::annotation::{Brush, LabelClass, Project, ProjectOptions};
+
+const CHILD_DIR_ENV: &str = "M2C_CRASH_CHILD_DIR";
+const CHILD_START_ENV: &str = "M2C_CRASH_CHILD_START";
+const ITEMS: u64 = 8;
+const SIDE: u32 = 256;
+/// Each item is a 16 × 16 grid of 16-pixel cells; edit k paints one cell's centre.
+const CELLS: u64 = 256;
+const MIN_KILLS: usize = 50;
+
+fn options() -> ProjectOptions {
+    ProjectOptions {
+        // Small, so that compactions (and kills during them) happen often.
+        compact_after_journal_bytes: 24 * 1024,
+        ..ProjectOptions::default()
+    }
+}
+
+/// Item index and cell centre (image pixels) that edit `k` paints.
+fn target(k: u64) -> (usize, [u32; 2]) {
+    let item = (k % ITEMS) as usize;
+    let cell = (k / ITEMS) % CELLS;
+    let (cx, cy) = (cell % 16, cell / 16);
+    (item, [cx as u32 * 16 + 8, cy as u32 * 16 + 8])
+}
+
+/// Child mode: does nothing unless spawned by `acknowledged_edits_survive_sigkill`.
+#[test]
+fn crash_child() {
+    let Some(dir) = std::env::var_os(CHILD_DIR_ENV) else {
+        return;
+    };
+    let start: u64 = std::env::var(CHILD_START_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut project = Project::open(Path::new(&dir), options()).unwrap();
+    let ids: Vec<_> = (0..ITEMS)
+        .map(|i| project.find_item(&format!("img-{i}")).unwrap())
+        .collect();
+    let brush = Brush {
+        radius_px: 3.0,
+        erase: false,
+    };
+    let mut out = std::io::stdout().lock();
+    for k in start.. {
+        let (item, [x, y]) = target(k);
+        let id = ids[item];
+        let (x, y) = (x as f32 + 0.5, y as f32 + 0.5);
+        project.begin_stroke(id, 1, brush).unwrap();
+        project.stroke_to([x - 2.0, y]).unwrap();
+        project.stroke_to([x + 2.0, y]).unwrap();
+        project.end_stroke().unwrap();
+        if k % 5 == 0 {
+            // Exercise undo and redo records too; the edit ends up applied.
+            project.undo().unwrap();
+            project.redo().unwrap();
+        }
+        project.set_hue_scores(&[(id, Some(k as f32))]).unwrap();
+        if k % 97 == 0 {
+            project.save().unwrap();
+        }
+        writeln!(out, "ack {k}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+/// xorshift64*: deterministic delays without a rand dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+fn make_project(dir: &Path) {
+    let mut project = Project::create(dir, None, options()).unwrap();
+    project
+        .set_class(LabelClass {
+            value: 1,
+            name: "lesion".into(),
+            colour: [255, 0, 0],
+            concept: None,
+        })
+        .unwrap();
+    let keys: Vec<String> = (0..ITEMS).map(|i| format!("img-{i}")).collect();
+    project
+        .add_items(keys.iter().map(|k| (k.as_str(), SIDE, SIDE)))
+        .unwrap();
+}
+
+/// Runs one child from edit `start`, kills it after `delay`, returns the edits it acknowledged.
+fn run_child(dir: &Path, start: u64, delay: Duration) -> Vec<u64> {
+    let exe = std::env::current_exe().unwrap();
+    let stderr_path = dir.with_extension("child-stderr");
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
+    let mut child = Command::new(exe)
+        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        .env(CHILD_DIR_ENV, dir)
+        .env(CHILD_START_ENV, start.to_string())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut acks = Vec::new();
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        // Only complete lines count: a line cut by the kill is not an acknowledgement.
+        while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+            if let Some(k) = line.strip_suffix('\n').and_then(|l| l.strip_prefix("ack ")) {
+                acks.push(k.parse::<u64>().unwrap());
+            }
+            line.clear();
+        }
+        acks
+    });
+    std::thread::sleep(delay);
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    let acks = reader.join().unwrap();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "child ended on its own ({status}) instead of being killed:\n{stderr}"
+    );
+    acks
+}
+
+#[test]
+fn acknowledged_edits_survive_sigkill() {
+    if std::env::var_os(CHILD_DIR_ENV).is_some() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("project");
+    make_project(&dir);
+
+    let mut rng = Rng(0x5eed_1234_abcd_0042);
+    let mut acked: Vec<u64> = Vec::new();
+    let mut last_acked_per_item = [None::<u64>; ITEMS as usize];
+    let (mut kills, mut torn, mut stale) = (0, 0, 0);
+    let begun = Instant::now();
+    while kills < MIN_KILLS || (kills < 80 && begun.elapsed() < Duration::from_secs(20)) {
+        let start = acked.last().map_or(0, |k| k + 1);
+        let delay = Duration::from_millis(5 + rng.below(250));
+        let acks = run_child(&dir, start, delay);
+        kills += 1;
+        for &k in &acks {
+            assert!(acked.last().is_none_or(|&last| k > last), "acks in order");
+            acked.push(k);
+            last_acked_per_item[target(k).0] = Some(k);
+        }
+
+        let mut project = Project::open(&dir, options())
+            .unwrap_or_else(|e| panic!("kill {kills}: project does not open: {e}"));
+        torn += usize::from(project.recovery().dropped_bytes > 0);
+        stale += usize::from(project.recovery().stale_journal_discarded);
+        let ids: Vec<_> = (0..ITEMS)
+            .map(|i| project.find_item(&format!("img-{i}")).unwrap())
+            .collect();
+        for &k in &acked {
+            let (item, [x, y]) = target(k);
+            let set = project
+                .mask(ids[item], 1)
+                .unwrap()
+                .and_then(|m| m.get(x, y))
+                .unwrap_or(false);
+            assert!(set, "kill {kills}: acknowledged edit {k} is missing");
+        }
+        for (item, last) in last_acked_per_item.iter().enumerate() {
+            if let Some(last) = last {
+                let hue = project.item(ids[item]).unwrap().hue().unwrap_or(-1.0);
+                assert!(
+                    hue >= *last as f32,
+                    "kill {kills}: item {item} HUE {hue} older than acknowledged edit {last}"
+                );
+            }
+        }
+    }
+    eprintln!(
+        "crash test: {kills} kills, {} acknowledged edits, {torn} torn journal tails, \
+         {stale} stale journals, {:.1} s",
+        acked.len(),
+        begun.elapsed().as_secs_f32()
+    );
+    assert!(kills >= MIN_KILLS);
+    assert!(
+        acked.len() >= MIN_KILLS,
+        "the child should make progress between kills"
+    );
+}
