@@ -1,0 +1,202 @@
+//! `StudyError`: everything that can fail between files on disk and pixels or labels.
+//!
+//! Each variant names the operation that failed, carries the file it concerns and keeps the
+//! underlying error as `#[source]`. Messages say what failed first and put the path last; they
+//! never contain patient identifiers (no attribute values other than sizes, UIDs of transfer
+//! syntaxes and numbers).
+
+use std::path::PathBuf;
+
+use crate::study::geometry::GeometryIssue;
+
+/// Result alias for the study module.
+pub type Result<T, E = StudyError> = std::result::Result<T, E>;
+
+/// Why reading a study or writing labels failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StudyError {
+    /// The file or folder could not be opened, listed or read.
+    #[error("could not read {}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file has zero bytes.
+    #[error("file is empty: {}", path.display())]
+    EmptyFile { path: PathBuf },
+    /// The file is not a DICOM file nor a supported raster image (PNG, JPEG, TIFF, BMP).
+    #[error("not a supported image ({reason}): {}", path.display())]
+    NotAnImage { path: PathBuf, reason: String },
+    /// The DICOM data set could not be parsed (truncated file, broken meta group, ...).
+    #[error("could not parse DICOM data set: {}", path.display())]
+    ParseDicom {
+        path: PathBuf,
+        #[source]
+        source: Box<dicom_object::ReadError>,
+    },
+    /// A required DICOM attribute is absent.
+    #[error("missing DICOM attribute {attribute}: {}", path.display())]
+    MissingAttribute {
+        path: PathBuf,
+        attribute: &'static str,
+    },
+    /// A DICOM attribute is present but its value is unusable.
+    #[error("invalid DICOM attribute {attribute} ({reason}): {}", path.display())]
+    InvalidAttribute {
+        path: PathBuf,
+        attribute: &'static str,
+        reason: String,
+    },
+    /// The object has no Pixel Data (7FE0,0010), e.g. a structured report or a KOS.
+    #[error("no pixel data in DICOM object: {}", path.display())]
+    MissingPixelData { path: PathBuf },
+    /// Rows or columns are zero.
+    #[error("image has zero size ({width}x{height}): {}", path.display())]
+    ZeroSizedImage {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+    },
+    /// No codec is compiled in for this transfer syntax.
+    #[error("no decoder for transfer syntax {name} ({uid}): {}", path.display())]
+    UnsupportedTransferSyntax {
+        path: PathBuf,
+        uid: String,
+        name: String,
+    },
+    /// The pixel format (bits allocated, samples per pixel, photometric interpretation, or a
+    /// codec variant such as 12-bit lossy JPEG) is not supported.
+    #[error("unsupported pixel format ({reason}): {}", path.display())]
+    UnsupportedPixelFormat { path: PathBuf, reason: String },
+    /// The pixel data could not be decoded or converted.
+    #[error("could not decode pixel data of frame {frame}: {}", path.display())]
+    DecodePixelData {
+        path: PathBuf,
+        frame: u32,
+        #[source]
+        source: Box<dicom_pixeldata::Error>,
+    },
+    /// The pixel data is shorter than rows × columns × frames × samples require.
+    #[error("pixel data too short: {found} bytes, expected {expected}: {}", path.display())]
+    PixelDataLength {
+        path: PathBuf,
+        expected: usize,
+        found: usize,
+    },
+    /// A frame index past the end of a multi-frame object or series.
+    #[error("frame {frame} out of range (0..{frames}): {}", path.display())]
+    FrameOutOfRange {
+        path: PathBuf,
+        frame: u32,
+        frames: u32,
+    },
+    /// Rows/columns differ between the images of one series.
+    #[error(
+        "image size {found_width}x{found_height} differs from the series' \
+         {expected_width}x{expected_height}: {}",
+        path.display()
+    )]
+    SizeMismatch {
+        path: PathBuf,
+        expected_width: u32,
+        expected_height: u32,
+        found_width: u32,
+        found_height: u32,
+    },
+    /// A raster image (PNG, JPEG, TIFF, BMP) could not be decoded.
+    #[error("could not decode image: {}", path.display())]
+    DecodeImage {
+        path: PathBuf,
+        #[source]
+        source: image::ImageError,
+    },
+    /// The series has no usable patient geometry (no positions/orientation, or 2D images).
+    #[error("series has no patient geometry ({reason}): {}", path.display())]
+    NoGeometry { path: PathBuf, reason: String },
+    /// The slices cannot be stacked into one regular grid (tilt, uneven spacing, ...) and the
+    /// caller did not allow an approximate stack.
+    #[error("series geometry is irregular ({}): {}", describe(issues), path.display())]
+    IrregularGeometry {
+        path: PathBuf,
+        issues: Vec<GeometryIssue>,
+    },
+    /// Label or image data does not match the geometry it is written with.
+    #[error("data has {found} values but the grid {dims:?} needs {expected}: {}", path.display())]
+    ShapeMismatch {
+        path: PathBuf,
+        dims: [usize; 3],
+        expected: usize,
+        found: usize,
+    },
+    /// Writing an output file failed.
+    #[error("could not write {}", path.display())]
+    WriteFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Encoding a PNG mask failed.
+    #[error("could not encode PNG: {}", path.display())]
+    EncodePng {
+        path: PathBuf,
+        #[source]
+        source: image::ImageError,
+    },
+    /// Serialising the label sidecar failed.
+    #[error("could not write label sidecar: {}", path.display())]
+    WriteSidecar {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl StudyError {
+    /// The file or folder this error concerns.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            Self::ReadFile { path, .. }
+            | Self::EmptyFile { path }
+            | Self::NotAnImage { path, .. }
+            | Self::ParseDicom { path, .. }
+            | Self::MissingAttribute { path, .. }
+            | Self::InvalidAttribute { path, .. }
+            | Self::MissingPixelData { path }
+            | Self::ZeroSizedImage { path, .. }
+            | Self::UnsupportedTransferSyntax { path, .. }
+            | Self::UnsupportedPixelFormat { path, .. }
+            | Self::DecodePixelData { path, .. }
+            | Self::PixelDataLength { path, .. }
+            | Self::FrameOutOfRange { path, .. }
+            | Self::SizeMismatch { path, .. }
+            | Self::DecodeImage { path, .. }
+            | Self::NoGeometry { path, .. }
+            | Self::IrregularGeometry { path, .. }
+            | Self::ShapeMismatch { path, .. }
+            | Self::WriteFile { path, .. }
+            | Self::EncodePng { path, .. }
+            | Self::WriteSidecar { path, .. } => path,
+        }
+    }
+}
+
+fn describe(issues: &[GeometryIssue]) -> String {
+    let parts: Vec<String> = issues.iter().map(ToString::to_string).collect();
+    parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_names_operation_first_and_path_last() {
+        let err = StudyError::EmptyFile {
+            path: PathBuf::from("a/b.dcm"),
+        };
+        assert_eq!(err.to_string(), "file is empty: a/b.dcm");
+        assert_eq!(err.path(), std::path::Path::new("a/b.dcm"));
+    }
+}
