@@ -182,12 +182,9 @@ fn build_series(mut group: Vec<DicomHeader>, skipped: &mut Vec<StudyError>) -> O
         }
         if let Some(uid) = &h.sop_instance_uid {
             if let Some(other) = seen.get(uid) {
-                skipped.push(StudyError::NotAnImage {
+                skipped.push(StudyError::DuplicateInstance {
                     path: h.path,
-                    reason: format!(
-                        "same SOP instance as {} (another encoding of one image)",
-                        other.file_name().unwrap_or_default().to_string_lossy()
-                    ),
+                    other: other.clone(),
                 });
                 continue;
             }

@@ -29,6 +29,10 @@ pub enum StudyError {
     /// The file is not a DICOM file nor a supported raster image (PNG, JPEG, TIFF, BMP).
     #[error("not a supported image ({reason}): {}", path.display())]
     NotAnImage { path: PathBuf, reason: String },
+    /// Another file holds the same SOP instance (the same image, e.g. in another transfer
+    /// syntax); the first file in path order is kept.
+    #[error("duplicate of the image in {}: {}", other.display(), path.display())]
+    DuplicateInstance { path: PathBuf, other: PathBuf },
     /// The DICOM data set could not be parsed (truncated file, broken meta group, ...).
     #[error("could not parse DICOM data set: {}", path.display())]
     ParseDicom {
@@ -160,6 +164,7 @@ impl StudyError {
             Self::ReadFile { path, .. }
             | Self::EmptyFile { path }
             | Self::NotAnImage { path, .. }
+            | Self::DuplicateInstance { path, .. }
             | Self::ParseDicom { path, .. }
             | Self::MissingAttribute { path, .. }
             | Self::InvalidAttribute { path, .. }

@@ -9,7 +9,9 @@ mod syntax;
 
 use std::path::{Path, PathBuf};
 
+use dicom_core::VR;
 use dicom_dictionary_std::tags;
+use dicom_object::mem::InMemElement;
 use dicom_object::{InMemDicomObject, OpenFileOptions, Tag};
 
 pub(crate) use decode::decode_frames;
@@ -155,20 +157,47 @@ pub(crate) fn trim(s: &str) -> String {
         .to_owned()
 }
 
+/// Text of an element. Values stored as UN (unknown VR, e.g. after a private-to-public
+/// conversion) are raw bytes, read here as the text they hold.
+fn element_text(elem: &InMemElement) -> Option<String> {
+    if elem.vr() == VR::UN {
+        let bytes = elem.to_bytes().ok()?;
+        return Some(trim(&String::from_utf8_lossy(&bytes)));
+    }
+    Some(trim(&elem.to_str().ok()?))
+}
+
 pub(crate) fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
-    let value = obj.get(tag)?.to_str().ok()?;
-    let value = trim(&value);
+    let value = element_text(obj.get(tag)?)?;
     (!value.is_empty()).then_some(value)
 }
 
+/// An unsigned integer (US, UL, IS; UN holding a little-endian US/UL).
 pub(crate) fn uint(obj: &InMemDicomObject, tag: Tag) -> Option<u32> {
     let elem = obj.get(tag)?;
+    if elem.vr() == VR::UN {
+        let bytes = elem.to_bytes().ok()?;
+        return match *bytes {
+            [a, b] => Some(u32::from(u16::from_le_bytes([a, b]))),
+            [a, b, c, d] => Some(u32::from_le_bytes([a, b, c, d])),
+            _ => text(obj, tag)?.parse().ok(),
+        };
+    }
     elem.to_int::<u32>()
         .ok()
         .or_else(|| text(obj, tag)?.parse().ok())
 }
 
+/// Finite decimal values (DS, FD, FL; UN holding DS text).
 pub(crate) fn floats(obj: &InMemDicomObject, tag: Tag) -> Option<Vec<f64>> {
-    let v = obj.get(tag)?.to_multi_float64().ok()?;
+    let elem = obj.get(tag)?;
+    let v: Vec<f64> = if elem.vr() == VR::UN {
+        let text = element_text(elem)?;
+        text.split('\\')
+            .map(|s| s.trim().parse().ok())
+            .collect::<Option<_>>()?
+    } else {
+        elem.to_multi_float64().ok()?
+    };
     (!v.is_empty() && v.iter().all(|x| x.is_finite())).then_some(v)
 }
