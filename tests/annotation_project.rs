@@ -338,3 +338,49 @@ fn a_torn_journal_tail_is_dropped_and_reported_not_fatal() {
         "the torn stroke is gone"
     );
 }
+
+#[test]
+fn a_new_prediction_never_overwrites_reviewed_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut project, item) = new_project(dir.path());
+    drag(&mut project, item, 1, &[[30.0, 30.0]], BRUSH);
+    let hand_drawn = project.mask(item, 1).unwrap().unwrap().clone();
+    let prediction = Edit::SetPrediction {
+        item,
+        masks: vec![(1, Mask::empty(hand_drawn.size()))],
+        state: ReviewState::Predicted,
+        provenance: Provenance::model(Tool::ConceptSearch, Some("c".into()), None),
+    };
+    assert!(!project.apply(prediction).unwrap());
+    assert_eq!(project.mask(item, 1).unwrap(), Some(&hand_drawn));
+    assert_eq!(project.item(item).unwrap().state(), ReviewState::Corrected);
+}
+
+#[test]
+fn registering_items_is_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut project, _) = new_project(dir.path());
+    let result = project.add_items([("new-1", 10, 10), ("series-1/0001", 5, 5)]);
+    assert!(matches!(
+        result,
+        Err(AnnotationError::ItemSizeMismatch { .. })
+    ));
+    assert!(project.find_item("new-1").is_none());
+    assert_eq!(project.items().len(), 1);
+    let id = project.add_item("new-1", 10, 10).unwrap();
+    assert_eq!(id.index(), 1);
+    drop(project);
+    let project = Project::open(dir.path(), ProjectOptions::default()).unwrap();
+    assert_eq!(project.find_item("new-1"), Some(id));
+}
+
+#[test]
+fn opening_a_folder_without_a_project_is_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nothing-here");
+    assert!(matches!(
+        Project::open(&missing, ProjectOptions::default()),
+        Err(AnnotationError::NotAProject { .. })
+    ));
+    assert!(!missing.exists(), "opening creates nothing");
+}

@@ -4,7 +4,8 @@
 //! File layout (`journal.m2cj`, integers little-endian):
 //! - header: the magic `M2CJRNL1`, then the `u64` generation of the snapshot it follows;
 //! - records: `u32` payload length, `u32` CRC-32 of the payload, payload;
-//! - payload: `u32` JSON length, a JSON list of ops, then the deflated tile blobs they point at.
+//! - payload: `u32` JSON length, a JSON list of ops, then the deflated tile blobs they point at
+//!   (see `record.rs`).
 //!
 //! A crash can tear only the last record. Opening keeps every record up to the first one that
 //! is short or fails its checksum, reports the rest, copies it aside and truncates it: never
@@ -12,16 +13,12 @@
 //! (the crash came between the two renames) and is discarded.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use flate2::Compression;
-use flate2::read::DeflateDecoder;
-use flate2::write::DeflateEncoder;
-
-use super::document::{ItemId, LabelClass, MaskProvenance, ReviewState, SetOp};
+use super::document::SetOp;
 use super::error::{AnnotationError, Result};
-use super::mask::{ImageSize, TILE_SIZE, TileData};
+use super::record::{decode_payload, encode_record, read_u32};
 use super::snapshot::{sync_dir, write_atomic};
 
 pub(crate) const JOURNAL_FILE: &str = "journal.m2cj";
@@ -240,199 +237,11 @@ fn parse_records(bytes: &[u8]) -> (Vec<Vec<SetOp>>, usize, Option<String>) {
     (records, pos, None)
 }
 
-fn read_u32(bytes: &[u8]) -> u32 {
-    <[u8; 4]>::try_from(bytes).map_or(0, u32::from_le_bytes)
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-enum OpRecord {
-    AddItem {
-        key: String,
-        width: u32,
-        height: u32,
-    },
-    Tiles {
-        item: u32,
-        class: u8,
-        tiles: Vec<TileRecord>,
-    },
-    State {
-        item: u32,
-        state: ReviewState,
-    },
-    Hue {
-        item: u32,
-        hue: Option<f32>,
-    },
-    Provenance {
-        item: u32,
-        class: u8,
-        value: Option<MaskProvenance>,
-    },
-    Class {
-        value: u8,
-        class: Option<LabelClass>,
-    },
-}
-
-/// A tile: either `uniform`, or `len` deflated bytes at `offset` in the blob section.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct TileRecord {
-    index: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    uniform: Option<u8>,
-    #[serde(default)]
-    offset: usize,
-    #[serde(default)]
-    len: usize,
-}
-
-fn encode_record(ops: &[SetOp]) -> Vec<u8> {
-    let mut blobs = Vec::new();
-    let records: Vec<OpRecord> = ops.iter().map(|op| op_record(op, &mut blobs)).collect();
-    // Serialising these plain structs cannot fail; an empty list would still be a valid record.
-    let json = serde_json::to_vec(&records).unwrap_or_else(|_| b"[]".to_vec());
-    let mut payload = Vec::with_capacity(4 + json.len() + blobs.len());
-    payload.extend_from_slice(&u32::try_from(json.len()).unwrap_or(u32::MAX).to_le_bytes());
-    payload.extend_from_slice(&json);
-    payload.extend_from_slice(&blobs);
-    let mut record = Vec::with_capacity(8 + payload.len());
-    record.extend_from_slice(
-        &u32::try_from(payload.len())
-            .unwrap_or(u32::MAX)
-            .to_le_bytes(),
-    );
-    record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    record.extend_from_slice(&payload);
-    record
-}
-
-fn op_record(op: &SetOp, blobs: &mut Vec<u8>) -> OpRecord {
-    match op {
-        SetOp::AddItem { key, size } => OpRecord::AddItem {
-            key: key.clone(),
-            width: size.width,
-            height: size.height,
-        },
-        SetOp::Tiles { item, class, tiles } => OpRecord::Tiles {
-            item: item.0,
-            class: *class,
-            tiles: tiles
-                .iter()
-                .map(|(index, data)| tile_record(*index, data, blobs))
-                .collect(),
-        },
-        SetOp::State { item, state } => OpRecord::State {
-            item: item.0,
-            state: *state,
-        },
-        SetOp::Hue { item, hue } => OpRecord::Hue {
-            item: item.0,
-            hue: *hue,
-        },
-        SetOp::Provenance { item, class, value } => OpRecord::Provenance {
-            item: item.0,
-            class: *class,
-            value: value.clone(),
-        },
-        SetOp::Class { value, class } => OpRecord::Class {
-            value: *value,
-            class: class.clone(),
-        },
-    }
-}
-
-fn tile_record(index: u32, data: &TileData, blobs: &mut Vec<u8>) -> TileRecord {
-    match data {
-        TileData::Uniform(v) => TileRecord {
-            index,
-            uniform: Some(*v),
-            offset: 0,
-            len: 0,
-        },
-        TileData::Raw(bytes) => {
-            let offset = blobs.len();
-            let mut encoder = DeflateEncoder::new(std::mem::take(blobs), Compression::fast());
-            // Writing into a Vec cannot fail.
-            let _ = encoder.write_all(bytes);
-            *blobs = encoder.finish().unwrap_or_default();
-            TileRecord {
-                index,
-                uniform: None,
-                offset,
-                len: blobs.len() - offset,
-            }
-        }
-    }
-}
-
-fn decode_payload(payload: &[u8]) -> std::result::Result<Vec<SetOp>, String> {
-    let json_len = payload.get(..4).map(read_u32).ok_or("payload cut short")? as usize;
-    let json = payload
-        .get(4..4 + json_len)
-        .ok_or("payload shorter than its JSON")?;
-    let blobs = payload.get(4 + json_len..).unwrap_or_default();
-    let records: Vec<OpRecord> =
-        serde_json::from_slice(json).map_err(|e| format!("undecodable record: {e}"))?;
-    records.into_iter().map(|r| set_op(r, blobs)).collect()
-}
-
-fn set_op(record: OpRecord, blobs: &[u8]) -> std::result::Result<SetOp, String> {
-    Ok(match record {
-        OpRecord::AddItem { key, width, height } => SetOp::AddItem {
-            key,
-            size: ImageSize::new(width, height).ok_or("record adds an item of invalid size")?,
-        },
-        OpRecord::Tiles { item, class, tiles } => SetOp::Tiles {
-            item: ItemId(item),
-            class,
-            tiles: tiles
-                .into_iter()
-                .map(|t| tile_data(&t, blobs).map(|d| (t.index, d)))
-                .collect::<std::result::Result<_, _>>()?,
-        },
-        OpRecord::State { item, state } => SetOp::State {
-            item: ItemId(item),
-            state,
-        },
-        OpRecord::Hue { item, hue } => SetOp::Hue {
-            item: ItemId(item),
-            hue: hue.filter(|h| h.is_finite()),
-        },
-        OpRecord::Provenance { item, class, value } => SetOp::Provenance {
-            item: ItemId(item),
-            class,
-            value,
-        },
-        OpRecord::Class { value, class } => SetOp::Class { value, class },
-    })
-}
-
-fn tile_data(tile: &TileRecord, blobs: &[u8]) -> std::result::Result<TileData, String> {
-    if let Some(v) = tile.uniform {
-        return Ok(TileData::Uniform(v));
-    }
-    let blob = tile
-        .offset
-        .checked_add(tile.len)
-        .and_then(|end| blobs.get(tile.offset..end))
-        .ok_or("tile blob out of range")?;
-    let max = u64::from(TILE_SIZE * TILE_SIZE);
-    let mut bytes = Vec::new();
-    DeflateDecoder::new(blob)
-        .take(max + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("tile blob does not inflate: {e}"))?;
-    if bytes.len() as u64 > max {
-        return Err("tile blob inflates past a tile".into());
-    }
-    Ok(TileData::Raw(bytes.into()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::annotation::document::ItemId;
+    use crate::annotation::mask::{ImageSize, TileData};
 
     fn sample_ops() -> Vec<SetOp> {
         let raw: Vec<u8> = (0..64 * 64).map(|i| u8::from(i % 3 == 0)).collect();

@@ -8,7 +8,8 @@ use super::document::{
 };
 use super::error::{AnnotationError, Result};
 use super::history::Change;
-use super::mask::{Mask, PasteMode};
+use super::mask::Mask;
+use super::paint::PasteMode;
 
 /// A reversible change to a project (brush strokes use `Project::begin_stroke` instead).
 #[derive(Debug, Clone)]
@@ -32,7 +33,8 @@ pub enum Edit {
     /// Moves the pixels of class `from` into class `to` (a class change).
     Relabel { item: ItemId, from: u8, to: u8 },
     /// A model prediction: replaces the masks of the classes given and sets the review state
-    /// (`Predicted`, `Flagged` or `AutoAccepted`).
+    /// (`Predicted`, `Flagged` or `AutoAccepted`). Ignored (no change) on an `Accepted` or
+    /// `Corrected` item: a model never overwrites reviewed work; reject or reset it first.
     SetPrediction {
         item: ItemId,
         masks: Vec<(u8, Mask)>,
@@ -125,7 +127,15 @@ pub(crate) fn apply(doc: &mut Document, edit: Edit) -> Result<Option<Change>> {
             masks,
             state,
             provenance,
-        } => prediction_ops(doc, item, masks, state, &provenance)?,
+        } => {
+            if matches!(
+                doc.item(item)?.state,
+                ReviewState::Accepted | ReviewState::Corrected
+            ) {
+                return Ok(None);
+            }
+            prediction_ops(doc, item, masks, state, &provenance)?
+        }
         Edit::AcceptPrediction { item } => {
             let current = doc.item(item)?.state;
             let next = if current == ReviewState::Corrected {

@@ -162,8 +162,22 @@ pub enum AnnotationError {
     #[error("no brush stroke in progress")]
     NoStroke,
 
-    #[error("export is not available yet: {reason}")]
-    ExportUnavailable { reason: &'static str },
+    #[error("failed to export labels to {path:?}")]
+    WriteExport {
+        path: PathBuf,
+        #[source]
+        source: crate::study::StudyError,
+    },
+
+    #[error("failed to write the export provenance sidecar {path:?}")]
+    WriteExportSidecar {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("cannot stack the slices into one volume: none given, or sizes differ ({path:?})")]
+    ExportSlicesDiffer { path: PathBuf },
 }
 
 pub type Result<T, E = AnnotationError> = std::result::Result<T, E>;

@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, VecDeque};
 use super::document::{Document, ItemId, SetOp, Tool};
 use super::edit;
 use super::error::{AnnotationError, Result};
-use super::mask::{TileData, clip_segment};
+use super::mask::TileData;
+use super::paint::clip_segment;
 
 /// One undo step.
 #[derive(Debug, Clone, Default)]

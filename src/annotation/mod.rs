@@ -7,15 +7,19 @@
 //! crc32fast; never on burn, egui or any other module of ours.
 //!
 //! Entry point: [`Project`] (`create`, `open`, `apply`, `begin_stroke`/`stroke_to`/`end_stroke`,
-//! `undo`/`redo`, `save`). Coordinates are `image` pixels throughout.
+//! `undo`/`redo`, `save`, `export_png`/`export_nifti`). Coordinates are `image` pixels throughout.
 
 mod autosave;
 mod document;
 mod edit;
+mod editing;
 mod error;
+mod export;
 mod history;
 mod mask;
+mod paint;
 mod project;
+mod record;
 mod snapshot;
 
 pub use autosave::RecoveryReport;
@@ -23,5 +27,6 @@ pub use document::{Item, ItemId, LabelClass, MaskProvenance, Provenance, ReviewS
 pub use edit::Edit;
 pub use error::{AnnotationError, Result};
 pub use history::Brush;
-pub use mask::{ImageSize, MAX_SIDE, Mask, PasteMode, TILE_SIZE};
+pub use mask::{ImageSize, MAX_SIDE, Mask, TILE_SIZE};
+pub use paint::PasteMode;
 pub use project::{Project, ProjectOptions};
