@@ -1,5 +1,6 @@
-//! Annotation store benchmarks: a brush stamp on a 2048 × 2048 mask (target < 1 ms), and
-//! opening a 1 000-image project (target < 1 s; masks load lazily).
+//! Annotation store benchmarks: a brush stamp on a 2048 × 2048 mask (target < 1 ms), a whole
+//! drag committed to the journal, and opening a 1 000-image project (target < 1 s; masks load
+//! lazily).
 //!
 //! Run: `cargo bench --bench annotation`.
 
@@ -55,6 +56,32 @@ fn stroke_move_2048(bencher: divan::Bencher, radius_px: f32) {
         let _ = project.stroke_to(divan::black_box([x, 1024.0]));
     });
     let _ = project.end_stroke();
+}
+
+/// A whole drag committed: 20 pointer moves of a 32-pixel brush, then `end_stroke` (undo step,
+/// journal record, fsync). This is what the UI thread waits for when the pointer is released.
+#[divan::bench(sample_count = 50)]
+fn drag_commit_2048(bencher: divan::Bencher) {
+    let Ok(dir) = tempfile::tempdir() else { return };
+    let Some(mut project) = project_with_items(dir.path(), 1, 2048) else {
+        return;
+    };
+    let Some(item) = project.find_item("img-0") else {
+        return;
+    };
+    let brush = Brush {
+        radius_px: 32.0,
+        erase: false,
+    };
+    let mut y = 100.0f32;
+    bencher.bench_local(|| {
+        y = if y > 1900.0 { 100.0 } else { y + 40.0 };
+        let _ = project.begin_stroke(item, 1, brush);
+        for step in 0..20 {
+            let _ = project.stroke_to([100.0 + 40.0 * step as f32, y]);
+        }
+        let _ = project.end_stroke();
+    });
 }
 
 /// Opening a project of 1 000 images of 512 × 512 pixels, each with a saved mask.
