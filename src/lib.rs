@@ -5,7 +5,9 @@
 //! `app → annotation → study`, `engine → study`, `cli → engine, concept, annotation, study`
 //! (the CLI reads and writes concept files and computes metrics directly).
 
+pub mod annotation;
 pub mod app;
 pub mod cli;
 pub mod concept;
 pub mod engine;
+pub mod study;

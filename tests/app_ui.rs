@@ -62,31 +62,85 @@ fn empty_state_invites_to_open_a_study_and_shows_model_status() {
     h.snapshot("empty_state");
 }
 
+/// Steps the UI until `done` holds (background discovery and decoding finish).
+fn wait_until(h: &mut Harness<'static, M2cApp>, done: impl Fn(&M2cApp) -> bool) {
+    let start = Instant::now();
+    while !done(h.state()) {
+        assert!(start.elapsed() < Duration::from_secs(60), "background work did not finish");
+        std::thread::sleep(Duration::from_millis(10));
+        h.step();
+    }
+    h.run_steps(2);
+}
+
 #[test]
-fn dropping_a_folder_opens_it() {
+fn dropping_a_folder_discovers_its_images_and_shows_the_first() {
     let mut h = harness(M2cApp::new(launch()));
     h.run_steps(1);
     let dir = tempfile::tempdir().unwrap();
-    let study = dir.path().join("ct-study");
+    let study = dir.path().join("pngs");
     std::fs::create_dir(&study).unwrap();
+    for (name, shade) in [("a.png", 40u8), ("b.png", 200u8)] {
+        image::GrayImage::from_fn(16, 12, |x, _| image::Luma([shade.saturating_add(x as u8)]))
+            .save(study.join(name))
+            .unwrap();
+    }
+    std::fs::write(study.join("notes.txt"), b"not an image").unwrap();
     h.input_mut().dropped_files.push(egui::DroppedFile {
         path: Some(study.clone()),
         ..Default::default()
     });
-    h.run_steps(2);
+    h.step();
+    wait_until(&mut h, |app| app.study().shown().is_some());
     assert_eq!(h.state().opened(), &[study]);
-    h.get_by_label("ct-study");
-    h.get_by_label("Drop more studies here");
+    assert_eq!(h.state().study().series().len(), 2);
+    assert_eq!(h.state().study().shown(), Some((0, 0)));
+    assert_eq!(h.state().study().skipped().len(), 1, "the text file is skipped with a reason");
+    h.get_by_label_contains("a.png");
+    h.get_by_label_contains("1 files skipped");
+    h.get_by_label_contains("slice 1/1");
+    // Selecting the second image shows it.
+    h.get_by_label_contains("b.png").click();
+    h.step();
+    wait_until(&mut h, |app| app.study().shown() == Some((1, 0)));
+}
+
+#[test]
+fn opening_a_folder_without_images_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = launch();
+    options.paths = vec![dir.path().to_path_buf()];
+    let mut h = harness(M2cApp::new(options));
+    h.step();
+    wait_until(&mut h, |app| !app.study().is_discovering());
+    h.get_by_label("No images found in what was opened.");
+}
+
+#[test]
+fn window_presets_apply_from_the_keyboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("ct.png");
+    image::GrayImage::from_fn(8, 8, |x, y| image::Luma([(x * 30 + y) as u8])).save(&png).unwrap();
+    let mut options = launch();
+    options.paths = vec![png];
+    let mut h = harness(M2cApp::new(options));
+    h.step();
+    wait_until(&mut h, |app| app.study().shown().is_some());
+    h.key_press_modifiers(egui::Modifiers::SHIFT, egui::Key::Num3);
+    h.run_steps(2);
+    let w = h.state().study().window().unwrap();
+    assert_eq!((w.center, w.width), (-600.0, 1500.0), "Shift+3 is the lung preset");
 }
 
 #[test]
 fn f1_toggles_the_shortcut_list_built_from_the_action_table() {
     let mut h = harness(M2cApp::new(launch()));
     h.run_steps(1);
-    assert!(h.query_by_label("Keyboard shortcuts").is_none() || h.query_all_by_label("Keyboard shortcuts").count() <= 1);
+    assert!(h.query_by_label("Next slice").is_none(), "shortcut list shown before F1");
     h.key_press(egui::Key::F1);
     h.run_steps(2);
-    // The window title plus the Quit row prove the list is drawn from the table.
-    h.get_by_label("Quit");
-    h.get_by_label("Open files…");
+    // Rows come from the action table, with every shortcut of an action.
+    h.get_by_label("Next slice");
+    h.get_by_label("Lung");
+    h.get_by_label_contains("PageDown");
 }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod keymap;
 pub mod overlay;
 mod panels;
+pub mod study_view;
 pub mod viewer;
 
 use std::path::PathBuf;
@@ -17,7 +18,9 @@ pub use error::AppError;
 
 use crate::engine::device::DevicePreference;
 use crate::engine::environment::{self, EnvironmentReport};
+use crate::study::WindowPreset;
 use keymap::Action;
+use study_view::{StudyEvent, StudyView};
 
 /// What `m2c [PATH...]` passes to the window.
 #[derive(Debug, Clone, Default)]
@@ -90,12 +93,17 @@ pub enum WeightsStatus {
 /// The application: view state plus channels to background work.
 pub struct M2cApp {
     options: LaunchOptions,
-    /// Studies the user opened (command line, drop, or dialog), in order.
+    /// Paths the user opened (command line, drop, or dialog), in order.
     opened: Vec<PathBuf>,
+    study: StudyView,
     model_status: ModelStatus,
     show_shortcuts: bool,
     tx: Sender<BackgroundEvent>,
     rx: Receiver<BackgroundEvent>,
+    study_tx: Sender<StudyEvent>,
+    study_rx: Receiver<StudyEvent>,
+    /// Paths given at launch, opened on the first frame (needs the egui context).
+    pending_open: Vec<PathBuf>,
     capture: capture::Capture,
 }
 
@@ -104,13 +112,18 @@ impl M2cApp {
     /// [`M2cApp::start_environment_probe`] to detect the device in the background.
     pub fn new(options: LaunchOptions) -> Self {
         let (tx, rx) = mpsc::channel();
+        let (study_tx, study_rx) = mpsc::channel();
         Self {
-            opened: options.paths.clone(),
+            opened: Vec::new(),
+            study: StudyView::default(),
+            pending_open: options.paths.clone(),
             options,
             model_status: ModelStatus::Detecting,
             show_shortcuts: false,
             tx,
             rx,
+            study_tx,
+            study_rx,
             capture: capture::Capture::default(),
         }
     }
@@ -136,9 +149,14 @@ impl M2cApp {
         }
     }
 
-    /// Studies opened so far.
+    /// Paths opened so far.
     pub fn opened(&self) -> &[PathBuf] {
         &self.opened
+    }
+
+    /// The study browser (series found, slice on screen).
+    pub fn study(&self) -> &StudyView {
+        &self.study
     }
 
     /// Device and weights status as shown in the model panel.
@@ -153,8 +171,15 @@ impl M2cApp {
                 BackgroundEvent::Environment(report) => {
                     self.model_status = model_status_from(&report);
                 }
-                BackgroundEvent::PathsPicked(paths) => self.open_paths(paths),
+                BackgroundEvent::PathsPicked(paths) => self.open_paths(ctx, paths),
             }
+        }
+        while let Ok(event) = self.study_rx.try_recv() {
+            self.study.apply(event, ctx, &self.study_tx);
+        }
+        if !self.pending_open.is_empty() {
+            let paths = std::mem::take(&mut self.pending_open);
+            self.open_paths(ctx, paths);
         }
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
@@ -164,12 +189,14 @@ impl M2cApp {
                 .collect()
         });
         if !dropped.is_empty() {
-            self.open_paths(dropped);
+            self.open_paths(ctx, dropped);
         }
         for action in Action::ALL {
-            if let Some(shortcut) = action.shortcut()
-                && ctx.input_mut(|i| i.consume_shortcut(&shortcut))
-            {
+            let pressed = action
+                .shortcuts()
+                .iter()
+                .any(|s| ctx.input_mut(|i| i.consume_shortcut(s)));
+            if pressed {
                 self.perform(ctx, action);
             }
         }
@@ -181,12 +208,16 @@ impl M2cApp {
         self.drain_events(&ctx);
         let mut actions = Vec::new();
         panels::menu_bar_ui(ui, &mut actions);
-        panels::status_bar_ui(ui, &self.model_status, self.opened.len());
+        panels::status_bar_ui(ui, &self.model_status, self.study.status_text());
         panels::model_panel_ui(ui, &self.model_status);
-        if !self.opened.is_empty() {
-            panels::study_panel_ui(ui, &self.opened);
+        if self.opened.is_empty() {
+            panels::central_ui(ui, &mut actions);
+        } else {
+            self.study.series_panel_ui(ui, &ctx, &self.study_tx);
+            egui::CentralPanel::default()
+                .frame(egui::Frame::NONE)
+                .show(ui, |ui| self.study.image_ui(ui));
         }
-        panels::central_ui(ui, self.opened.is_empty(), &mut actions);
         if self.show_shortcuts {
             panels::shortcuts_window_ui(&ctx, &mut self.show_shortcuts);
         }
@@ -196,12 +227,19 @@ impl M2cApp {
         self.capture.after_frame(&ctx, self.model_status != ModelStatus::Detecting);
     }
 
-    fn open_paths(&mut self, paths: Vec<PathBuf>) {
+    /// Opens studies: the new paths join those already open and the whole set is discovered
+    /// again in the background.
+    fn open_paths(&mut self, ctx: &egui::Context, paths: Vec<PathBuf>) {
+        let mut added = false;
         for path in paths {
             if !self.opened.contains(&path) {
                 tracing::info!("study opened: {:?}", path);
                 self.opened.push(path);
+                added = true;
             }
+        }
+        if added {
+            self.study.open(self.opened.clone(), &self.study_tx, ctx.clone());
         }
     }
 
@@ -209,6 +247,14 @@ impl M2cApp {
         match action {
             Action::OpenFolder => self.pick_paths(ctx, true),
             Action::OpenFiles => self.pick_paths(ctx, false),
+            Action::NextSlice => self.study.step_slice(1, ctx, &self.study_tx),
+            Action::PreviousSlice => self.study.step_slice(-1, ctx, &self.study_tx),
+            Action::FitView => self.study.fit(),
+            Action::WindowPreset(i) => {
+                if let Some(p) = WindowPreset::ALL.get(i) {
+                    self.study.apply_preset(*p);
+                }
+            }
             Action::ShowShortcuts => self.show_shortcuts = !self.show_shortcuts,
             Action::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
         }

@@ -1,8 +1,6 @@
 //! The window's panels: menu bar, status bar, model panel, study list and the central area.
 //! Each function reads state and pushes [`Action`]s; none mutates the document or does I/O.
 
-use std::path::PathBuf;
-
 use egui::{Align, Layout, RichText};
 
 use super::keymap::Action;
@@ -28,6 +26,16 @@ pub fn menu_bar_ui(ui: &mut egui::Ui, actions: &mut Vec<Action>) {
                 ui.separator();
                 action_button_ui(ui, Action::Quit, actions);
             });
+            ui.menu_button("View", |ui| {
+                action_button_ui(ui, Action::FitView, actions);
+                action_button_ui(ui, Action::NextSlice, actions);
+                action_button_ui(ui, Action::PreviousSlice, actions);
+                ui.menu_button("Window preset", |ui| {
+                    for i in 0..crate::study::WindowPreset::ALL.len() {
+                        action_button_ui(ui, Action::WindowPreset(i), actions);
+                    }
+                });
+            });
             ui.menu_button("Help", |ui| {
                 action_button_ui(ui, Action::ShowShortcuts, actions);
             });
@@ -35,7 +43,7 @@ pub fn menu_bar_ui(ui: &mut egui::Ui, actions: &mut Vec<Action>) {
     });
 }
 
-pub fn status_bar_ui(ui: &mut egui::Ui, status: &ModelStatus, studies: usize) {
+pub fn status_bar_ui(ui: &mut egui::Ui, status: &ModelStatus, study_line: Option<String>) {
     egui::Panel::bottom("status_bar").show(ui, |ui| {
         ui.horizontal(|ui| {
             match status {
@@ -47,9 +55,11 @@ pub fn status_bar_ui(ui: &mut egui::Ui, status: &ModelStatus, studies: usize) {
                     ui.label(device_line.as_str());
                 }
             }
-            ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-                ui.label(format!("{studies} studies open"));
-            });
+            if let Some(line) = study_line {
+                ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                    ui.label(line);
+                });
+            }
         });
     });
 }
@@ -107,26 +117,8 @@ fn weights_ui(ui: &mut egui::Ui, weights: &WeightsStatus) {
     }
 }
 
-pub fn study_panel_ui(ui: &mut egui::Ui, opened: &[PathBuf]) {
-    egui::Panel::left("study_panel")
-        .default_size(260.0)
-        .resizable(true)
-        .show(ui, |ui| {
-            ui.heading("Studies");
-            ui.separator();
-            egui::ScrollArea::vertical().show(ui, |ui| {
-                for path in opened {
-                    let name = path
-                        .file_name()
-                        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-                    ui.label(name).on_hover_text(path.display().to_string());
-                }
-            });
-        });
-}
-
 /// The central area: the drop zone while nothing is open.
-pub fn central_ui(ui: &mut egui::Ui, empty: bool, actions: &mut Vec<Action>) {
+pub fn central_ui(ui: &mut egui::Ui, actions: &mut Vec<Action>) {
     let hovering = ui.ctx().input(|i| !i.raw.hovered_files.is_empty());
     egui::CentralPanel::default().show(ui, |ui| {
         ui.vertical_centered(|ui| {
@@ -135,10 +127,8 @@ pub fn central_ui(ui: &mut egui::Ui, empty: bool, actions: &mut Vec<Action>) {
             ui.add_space(12.0);
             let prompt = if hovering {
                 "Release to open"
-            } else if empty {
-                "Drop a study folder or DICOM/PNG/JPEG files here"
             } else {
-                "Drop more studies here"
+                "Drop a study folder or DICOM/PNG/JPEG files here"
             };
             ui.label(RichText::new(prompt).size(18.0));
             ui.add_space(12.0);
@@ -168,11 +158,12 @@ pub fn shortcuts_window_ui(ctx: &egui::Context, open: &mut bool) {
             egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
                 for action in Action::ALL {
                     ui.label(action.label());
-                    ui.label(
-                        action
-                            .shortcut()
-                            .map_or_else(String::new, |s| ctx.format_shortcut(&s)),
-                    );
+                    let keys: Vec<String> = action
+                        .shortcuts()
+                        .iter()
+                        .map(|s| ctx.format_shortcut(s))
+                        .collect();
+                    ui.label(keys.join(", "));
                     ui.end_row();
                 }
             });

@@ -4,6 +4,7 @@
 
 mod doctor;
 mod eval;
+pub mod study;
 
 use std::path::PathBuf;
 
@@ -39,6 +40,11 @@ pub enum Command {
     /// Print the compute device the engine would use, check that it computes, and say
     /// whether the SAM3 weights were found and where we looked.
     Doctor(doctor::DoctorArgs),
+    /// List what a folder or files hold: series, frames, size, spacing, tilt, transfer
+    /// syntax, and why any file was skipped.
+    Info(study::InfoArgs),
+    /// Convert a series to a NIfTI image volume with the source geometry.
+    Export(study::ExportArgs),
     /// Dice and IoU of predicted masks against ground truth, per image and on average.
     Eval(eval::EvalArgs),
 }
@@ -51,6 +57,8 @@ fn parse_device(value: &str) -> Result<DevicePreference, String> {
 pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
     match command {
         Command::Doctor(args) => doctor::run(cli, args),
+        Command::Info(args) => study::info(args).map(|()| 0),
+        Command::Export(args) => study::export(args).map(|()| 0),
         Command::Eval(args) => eval::run(args),
     }
 }
