@@ -118,6 +118,46 @@ fn rgb_and_palette_colour_decode_to_rgb8() {
     assert_eq!(found.series[1].samples_per_pixel, 3);
 }
 
+#[test]
+fn rle_and_jpeg_baseline_encapsulated_data_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    // RLE: exact 16-bit values, signed, with rescale.
+    let stored: Vec<i32> = (0..20).map(|i| i * 300 - 3000).collect();
+    let mut rle = dicom_gen::image(4, 5, "CT", "1.2.11", "1.2.11.1");
+    dicom_gen::set_pixels_16(&mut rle, &stored, 16, true);
+    dicom_gen::set_rescale(&mut rle, 1.0, -1024.0);
+    let words: Vec<u16> = stored.iter().map(|&v| v as u16).collect();
+    dicom_gen::set_encapsulated(&mut rle, vec![dicom_gen::rle_frame_16(&words)]);
+    dicom_gen::write(rle, &dir.path().join("rle.dcm"), dicom_gen::RLE_LOSSLESS);
+    // JPEG baseline: an 8-bit gradient encoded by the image crate (lossy, so a tolerance).
+    let (w, h) = (16u32, 8u32);
+    let gradient: Vec<u8> = (0..w * h).map(|i| ((i % w) * 16) as u8).collect();
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+        .encode(&gradient, w, h, image::ExtendedColorType::L8)
+        .unwrap();
+    let mut obj = dicom_gen::image(h as u16, w as u16, "XC", "1.2.12", "1.2.12.1");
+    dicom_gen::set_pixels_8(&mut obj, Vec::new(), 1, "MONOCHROME2");
+    dicom_gen::set_encapsulated(&mut obj, vec![jpeg]);
+    dicom_gen::write(obj, &dir.path().join("jpeg.dcm"), dicom_gen::JPEG_BASELINE);
+
+    let found = study::discover(dir.path());
+    assert_eq!(found.series.len(), 2, "{:?}", found.skipped);
+    let jpeg = found.series[0].load_slice(0).unwrap();
+    assert_eq!(found.series[0].encodings, ["JPEG Baseline (Process 1)"]);
+    // Quality 95 on a smooth ramp: every pixel within 8 gray levels.
+    let worst = gray(&jpeg)
+        .iter()
+        .zip(&gradient)
+        .map(|(a, b)| (a - f32::from(*b)).abs())
+        .fold(0.0, f32::max);
+    assert!(worst <= 8.0, "JPEG error {worst}");
+    let rle = found.series[1].load_slice(0).unwrap();
+    assert_eq!(found.series[1].encodings, ["RLE Lossless"]);
+    let want: Vec<f32> = stored.iter().map(|&v| (v - 1024) as f32).collect();
+    assert_eq!(gray(&rle), want.as_slice());
+}
+
 fn item(elements: Vec<DataElement<InMemDicomObject>>) -> InMemDicomObject {
     InMemDicomObject::from_element_iter(elements)
 }

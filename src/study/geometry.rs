@@ -128,6 +128,23 @@ impl VolumeGeometry {
         out
     }
 
+    /// A grid without patient placement (photos, 2D images without geometry): world
+    /// coordinates are voxel indices (1 mm "spacing", identity affine). Lets 2D label maps be
+    /// written as NIfTI; readers will not place them in a patient.
+    pub fn unit_grid(dims: [usize; 3]) -> Self {
+        let mut patient_from_voxel = [[0.0; 4]; 4];
+        for (i, row) in patient_from_voxel.iter_mut().enumerate() {
+            if let Some(v) = row.get_mut(i) {
+                *v = 1.0;
+            }
+        }
+        Self {
+            dims,
+            spacing_mm: [1.0; 3],
+            patient_from_voxel,
+        }
+    }
+
     /// A single slice (or a 2D image with spacing only): the slice axis is the normal, with
     /// `thickness_mm` as its length.
     pub fn single_slice(

@@ -116,3 +116,45 @@ pub(crate) fn load_raster(path: &Path) -> Result<Slice> {
         bits_stored,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GrayImage, ImageBuffer, Luma, RgbImage};
+
+    #[test]
+    fn png_tiff_bmp_and_jpeg_are_listed_and_decoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let rgb = RgbImage::from_fn(3, 2, |x, y| image::Rgb([x as u8 * 80, y as u8 * 100, 7]));
+        let gray16: ImageBuffer<Luma<u16>, Vec<u16>> =
+            ImageBuffer::from_raw(2, 1, vec![0, 40000]).unwrap();
+        rgb.save(dir.path().join("a.tif")).unwrap();
+        rgb.save(dir.path().join("b.bmp")).unwrap();
+        gray16.save(dir.path().join("c.png")).unwrap();
+        GrayImage::from_pixel(8, 8, Luma([200]))
+            .save(dir.path().join("d.jpg"))
+            .unwrap();
+        let cases = [
+            ("a.tif", "TIFF", 3),
+            ("b.bmp", "BMP", 3),
+            ("c.png", "PNG", 1),
+            ("d.jpg", "JPEG", 1),
+        ];
+        for (name, format, samples) in cases {
+            let path = dir.path().join(name);
+            let series = raster_series(&path).unwrap();
+            assert_eq!(series.encodings, [format]);
+            assert_eq!(series.samples_per_pixel, samples, "{name}");
+            let slice = load_raster(&path).unwrap();
+            match (name, &slice.pixels) {
+                ("a.tif" | "b.bmp", Pixels::Rgb8(v)) => assert_eq!(v, &rgb.clone().into_raw()),
+                ("c.png", Pixels::Gray(v)) => {
+                    assert_eq!(v, &[0.0, 40000.0]);
+                    assert_eq!(slice.bits_stored, 16);
+                }
+                ("d.jpg", Pixels::Gray(v)) => assert!(v.iter().all(|&g| (g - 200.0).abs() <= 2.0)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+}

@@ -103,6 +103,43 @@ pub fn set_rescale(obj: &mut InMemDicomObject, slope: f64, intercept: f64) {
     put_str(obj, tags::RESCALE_INTERCEPT, VR::DS, &ds(&[intercept]));
 }
 
+pub const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+pub const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
+
+/// Encapsulated pixel data: an empty basic offset table and one fragment per frame.
+pub fn set_encapsulated(obj: &mut InMemDicomObject, fragments: Vec<Vec<u8>>) {
+    let seq = dicom_core::value::PixelFragmentSequence::new(Vec::<u32>::new(), fragments);
+    obj.put(DataElement::new(tags::PIXEL_DATA, VR::OB, seq));
+}
+
+/// DICOM RLE (PS3.5 Annex G) of one frame of 16-bit samples: two byte planes (high byte
+/// first), each PackBits-coded as literal runs of at most 128 bytes.
+pub fn rle_frame_16(values: &[u16]) -> Vec<u8> {
+    let planes: Vec<Vec<u8>> = (0..2)
+        .map(|plane| {
+            let bytes: Vec<u8> = values.iter().map(|v| v.to_be_bytes()[plane]).collect();
+            let mut seg = Vec::new();
+            for chunk in bytes.chunks(128) {
+                seg.push((chunk.len() - 1) as u8);
+                seg.extend_from_slice(chunk);
+            }
+            if seg.len() % 2 == 1 {
+                seg.push(0x80); // no-op run keeps segments even
+            }
+            seg
+        })
+        .collect();
+    let mut header = vec![0u32; 16];
+    header[0] = 2;
+    header[1] = 64;
+    header[2] = 64 + planes[0].len() as u32;
+    let mut out: Vec<u8> = header.iter().flat_map(|v| v.to_le_bytes()).collect();
+    for plane in planes {
+        out.extend(plane);
+    }
+    out
+}
+
 /// Writes `obj` as a Part 10 file with the given transfer syntax.
 pub fn write(obj: InMemDicomObject, path: &Path, transfer_syntax: &str) {
     let sop = obj
