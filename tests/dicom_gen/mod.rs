@@ -129,7 +129,7 @@ pub fn rle_frame_16(values: &[u16]) -> Vec<u8> {
             seg
         })
         .collect();
-    let mut header = vec![0u32; 16];
+    let mut header = [0u32; 16];
     header[0] = 2;
     header[1] = 64;
     header[2] = 64 + planes[0].len() as u32;
