@@ -173,6 +173,8 @@ pub struct Slice {
     pub file_windows: Vec<WindowLevel>,
     /// Bits stored per sample (8 for JPEG/8-bit PNG, 16 for 16-bit PNG, 12 for most CT).
     pub bits_stored: u16,
+    /// DICOM or raster image: decides the default window (see [`default_window`]).
+    pub kind: SeriesKind,
 }
 
 /// A 2D label image (0 = background), row-major, `width × height`.

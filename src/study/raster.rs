@@ -114,6 +114,7 @@ pub(crate) fn load_raster(path: &Path) -> Result<Slice> {
         modality: None,
         file_windows: Vec::new(),
         bits_stored,
+        kind: SeriesKind::Raster,
     })
 }
 

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::study::{Pixels, Slice};
+use crate::study::{Pixels, SeriesKind, Slice};
 
 /// Window centre and width, in the slice's physical units (HU for CT).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -101,7 +101,7 @@ pub fn default_window(slice: &Slice) -> WindowLevel {
         return *w;
     }
     match &slice.pixels {
-        Pixels::Gray(values) if slice.modality.is_some() => min_max_window(values),
+        Pixels::Gray(values) if slice.kind == SeriesKind::Dicom => min_max_window(values),
         _ => {
             let bits = i32::from(slice.bits_stored.clamp(1, 16));
             WindowLevel::from_range(0.0, f64::from(2f32.powi(bits) - 1.0))
@@ -223,6 +223,11 @@ mod tests {
             modality: modality.map(str::to_owned),
             file_windows: Vec::new(),
             bits_stored: bits,
+            kind: if modality.is_some() {
+                SeriesKind::Dicom
+            } else {
+                SeriesKind::Raster
+            },
         }
     }
 

@@ -15,7 +15,7 @@ use dicom_pixeldata::{
 use super::syntax::{can_decode, is_native, transfer_syntax_name};
 use super::{text, trim, uint};
 use crate::study::window::WindowLevel;
-use crate::study::{Pixels, Result, Slice, StudyError};
+use crate::study::{Pixels, Result, SeriesKind, Slice, StudyError};
 
 /// Imaging attributes of a fully read object.
 struct ImageInfo {
@@ -94,6 +94,7 @@ impl ImageInfo {
             modality: self.modality.clone(),
             file_windows,
             bits_stored: self.bits_stored,
+            kind: SeriesKind::Dicom,
         }
     }
 }
