@@ -10,4 +10,5 @@ pub mod app;
 pub mod cli;
 pub mod concept;
 pub mod engine;
+pub mod model;
 pub mod study;

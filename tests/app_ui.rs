@@ -10,6 +10,19 @@ use egui_kittest::kittest::Queryable as _;
 use m2c::app::{LaunchOptions, M2cApp, ModelStatus, WeightsStatus};
 use m2c::engine::device::DevicePreference;
 
+/// A file or folder dropped on the window.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
 fn launch() -> LaunchOptions {
     LaunchOptions {
         paths: Vec::new(),
@@ -58,7 +71,11 @@ fn empty_state_invites_to_open_a_study_and_shows_model_status() {
         other => panic!("unexpected status {other:?}"),
     }
     h.get_by_label("SAM3 weights: not found");
-    h.get_by_label("device: CPU (burn flex backend, pure Rust)");
+    // Shown in the model panel and the status bar.
+    assert_eq!(
+        h.query_all_by_label("device: CPU (burn flex backend, pure Rust)").count(),
+        2
+    );
     h.snapshot("empty_state");
 }
 
@@ -86,10 +103,9 @@ fn dropping_a_folder_discovers_its_images_and_shows_the_first() {
             .unwrap();
     }
     std::fs::write(study.join("notes.txt"), b"not an image").unwrap();
-    h.input_mut().dropped_files.push(egui::DroppedFile {
-        path: Some(study.clone()),
-        ..Default::default()
-    });
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(Dropped(study.clone())));
     h.step();
     wait_until(&mut h, |app| app.study().shown().is_some());
     assert_eq!(h.state().opened(), &[study]);

@@ -63,6 +63,7 @@ fn render(outline: bool) -> image::RgbaImage {
     let mut h = Harness::builder()
         .with_size(egui::vec2(256.0, 256.0))
         .with_pixels_per_point(1.0)
+        .wgpu()
         .build_eframe(|cc| {
             let rs = cc.wgpu_render_state.as_ref().expect("kittest provides a wgpu render state");
             overlay::register(rs);

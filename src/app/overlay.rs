@@ -190,8 +190,8 @@ impl egui_wgpu::CallbackTrait for OverlayCallback {
             return Vec::new();
         }
         queue.write_buffer(&p.uniform, 0, &uniform_bytes(self.rect_ndc, o));
-        let stale = !matches!(&p.current, Some((_, size, gen, _))
-            if *size == [o.width, o.height] && *gen == o.generation);
+        let stale = !matches!(&p.current, Some((_, size, generation, _))
+            if *size == [o.width, o.height] && *generation == o.generation);
         if stale {
             let size = wgpu::Extent3d {
                 width: o.width,
