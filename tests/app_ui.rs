@@ -42,7 +42,10 @@ fn harness(app: M2cApp) -> Harness<'static, M2cApp> {
 fn wait_for_probe(h: &mut Harness<'static, M2cApp>) {
     let start = Instant::now();
     while *h.state().model_status() == ModelStatus::Detecting {
-        assert!(start.elapsed() < Duration::from_secs(60), "device probe did not finish");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "device probe did not finish"
+        );
         std::thread::sleep(Duration::from_millis(20));
         h.step();
     }
@@ -66,14 +69,18 @@ fn empty_state_invites_to_open_a_study_and_shows_model_status() {
             ..
         } => {
             assert!(device_line.contains("CPU"), "{device_line}");
-            assert!(matches!(weights, WeightsStatus::Missing { .. }), "{weights:?}");
+            assert!(
+                matches!(weights, WeightsStatus::Missing { .. }),
+                "{weights:?}"
+            );
         }
         other => panic!("unexpected status {other:?}"),
     }
     h.get_by_label("SAM3 weights: not found");
     // Shown in the model panel and the status bar.
     assert_eq!(
-        h.query_all_by_label("device: CPU (burn flex backend, pure Rust)").count(),
+        h.query_all_by_label("device: CPU (burn flex backend, pure Rust)")
+            .count(),
         2
     );
     h.snapshot("empty_state");
@@ -83,7 +90,10 @@ fn empty_state_invites_to_open_a_study_and_shows_model_status() {
 fn wait_until(h: &mut Harness<'static, M2cApp>, done: impl Fn(&M2cApp) -> bool) {
     let start = Instant::now();
     while !done(h.state()) {
-        assert!(start.elapsed() < Duration::from_secs(60), "background work did not finish");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "background work did not finish"
+        );
         std::thread::sleep(Duration::from_millis(10));
         h.step();
     }
@@ -111,7 +121,11 @@ fn dropping_a_folder_discovers_its_images_and_shows_the_first() {
     assert_eq!(h.state().opened(), &[study]);
     assert_eq!(h.state().study().series().len(), 2);
     assert_eq!(h.state().study().shown(), Some((0, 0)));
-    assert_eq!(h.state().study().skipped().len(), 1, "the text file is skipped with a reason");
+    assert_eq!(
+        h.state().study().skipped().len(),
+        1,
+        "the text file is skipped with a reason"
+    );
     h.get_by_label_contains("a.png");
     h.get_by_label_contains("1 files skipped");
     h.get_by_label_contains("slice 1/1");
@@ -136,7 +150,9 @@ fn opening_a_folder_without_images_says_so() {
 fn window_presets_apply_from_the_keyboard() {
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("ct.png");
-    image::GrayImage::from_fn(8, 8, |x, y| image::Luma([(x * 30 + y) as u8])).save(&png).unwrap();
+    image::GrayImage::from_fn(8, 8, |x, y| image::Luma([(x * 30 + y) as u8]))
+        .save(&png)
+        .unwrap();
     let mut options = launch();
     options.paths = vec![png];
     let mut h = harness(M2cApp::new(options));
@@ -145,14 +161,21 @@ fn window_presets_apply_from_the_keyboard() {
     h.key_press_modifiers(egui::Modifiers::SHIFT, egui::Key::Num3);
     h.run_steps(2);
     let w = h.state().study().window().unwrap();
-    assert_eq!((w.center, w.width), (-600.0, 1500.0), "Shift+3 is the lung preset");
+    assert_eq!(
+        (w.center, w.width),
+        (-600.0, 1500.0),
+        "Shift+3 is the lung preset"
+    );
 }
 
 #[test]
 fn f1_toggles_the_shortcut_list_built_from_the_action_table() {
     let mut h = harness(M2cApp::new(launch()));
     h.run_steps(1);
-    assert!(h.query_by_label("Next slice").is_none(), "shortcut list shown before F1");
+    assert!(
+        h.query_by_label("Next slice").is_none(),
+        "shortcut list shown before F1"
+    );
     h.key_press(egui::Key::F1);
     h.run_steps(2);
     // Rows come from the action table, with every shortcut of an action.

@@ -64,9 +64,9 @@ fn save_png(image: &egui::ColorImage, path: &std::path::Path) -> Result<(), imag
     let [w, h] = image.size;
     let bytes: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
     let (Ok(w), Ok(h)) = (u32::try_from(w), u32::try_from(h)) else {
-        return Err(image::ImageError::Limits(image::error::LimitError::from_kind(
-            image::error::LimitErrorKind::DimensionError,
-        )));
+        return Err(image::ImageError::Limits(
+            image::error::LimitError::from_kind(image::error::LimitErrorKind::DimensionError),
+        ));
     };
     image::save_buffer(path, &bytes, w, h, image::ExtendedColorType::Rgba8)
 }

@@ -3,12 +3,19 @@
 //! drains each frame. May use `engine`, `annotation` and `study`; the only module that names
 //! egui or eframe.
 
+mod annotating;
 mod capture;
+pub mod command;
 pub mod error;
+pub mod export;
 pub mod keymap;
+pub mod labels_panel;
 pub mod overlay;
 mod panels;
+pub mod session;
 pub mod study_view;
+pub mod toasts;
+pub mod tools;
 pub mod viewer;
 
 use std::path::PathBuf;
@@ -18,9 +25,12 @@ pub use error::AppError;
 
 use crate::engine::device::DevicePreference;
 use crate::engine::environment::{self, EnvironmentReport};
-use crate::study::WindowPreset;
-use keymap::Action;
+use export::{ExportDialog, ExportSummary};
+use labels_panel::{ClassEditor, OverlaySettings};
+use session::{OpenReport, Session};
 use study_view::{StudyEvent, StudyView};
+use toasts::Toasts;
+use tools::ToolState;
 
 /// What `m2c [PATH...]` passes to the window.
 #[derive(Debug, Clone, Default)]
@@ -67,6 +77,21 @@ pub fn run(options: LaunchOptions) -> Result<(), AppError> {
 enum BackgroundEvent {
     Environment(Box<EnvironmentReport>),
     PathsPicked(Vec<PathBuf>),
+    /// The project for discovery `request` is open (or could not be).
+    SessionOpened {
+        request: u64,
+        result: Result<(Box<Session>, OpenReport), String>,
+    },
+    ExportProgress {
+        done: usize,
+        total: usize,
+    },
+    /// The export ended; the session comes back.
+    ExportFinished {
+        session: Box<Session>,
+        result: Result<ExportSummary, String>,
+    },
+    ExportFolderPicked(PathBuf),
 }
 
 /// What the status panel shows about the compute device and the model.
@@ -105,6 +130,26 @@ pub struct M2cApp {
     /// Paths given at launch, opened on the first frame (needs the egui context).
     pending_open: Vec<PathBuf>,
     capture: capture::Capture,
+    /// The annotation project of the open study; `None` while none is open, while it opens and
+    /// while an export holds it.
+    session: Option<Session>,
+    /// The discovery request the session was opened for.
+    session_request: Option<u64>,
+    project_opening: bool,
+    project_error: Option<String>,
+    /// Where projects of read-only studies go (`None`: beside the study or nowhere).
+    data_dir: Option<PathBuf>,
+    tools: ToolState,
+    overlay: OverlaySettings,
+    class_editor: ClassEditor,
+    toasts: Toasts,
+    export: ExportDialog,
+    /// The last overlay drawn and the slice it belongs to, kept while an export holds the
+    /// session so the masks stay visible.
+    last_overlay: Option<((usize, usize), overlay::LabelOverlay)>,
+    last_overlay_error: Option<String>,
+    /// `ctx` time of the last retry of a failed save.
+    last_flush_retry: f64,
 }
 
 impl M2cApp {
@@ -125,7 +170,25 @@ impl M2cApp {
             study_tx,
             study_rx,
             capture: capture::Capture::default(),
+            session: None,
+            session_request: None,
+            project_opening: false,
+            project_error: None,
+            data_dir: session::user_data_dir(),
+            tools: ToolState::default(),
+            overlay: OverlaySettings::default(),
+            class_editor: ClassEditor::default(),
+            toasts: Toasts::default(),
+            export: ExportDialog::default(),
+            last_overlay: None,
+            last_overlay_error: None,
+            last_flush_retry: 0.0,
         }
+    }
+
+    /// Where projects of read-only studies are created (default: the user's data folder).
+    pub fn set_data_dir(&mut self, dir: Option<PathBuf>) {
+        self.data_dir = dir;
     }
 
     /// Detects the compute device and the SAM3 weights on a background thread; the result
@@ -172,11 +235,14 @@ impl M2cApp {
                     self.model_status = model_status_from(&report);
                 }
                 BackgroundEvent::PathsPicked(paths) => self.open_paths(ctx, paths),
+                other => self.apply_annotation_event(other),
             }
         }
         while let Ok(event) = self.study_rx.try_recv() {
             self.study.apply(event, ctx, &self.study_tx);
         }
+        self.open_session_if_needed(ctx);
+        self.retry_failed_save(ctx);
         if !self.pending_open.is_empty() {
             let paths = std::mem::take(&mut self.pending_open);
             self.open_paths(ctx, paths);
@@ -192,12 +258,12 @@ impl M2cApp {
         if !dropped.is_empty() {
             self.open_paths(ctx, dropped);
         }
-        for action in Action::ALL {
-            let pressed = action
-                .shortcuts()
-                .iter()
-                .any(|s| ctx.input_mut(|i| i.consume_shortcut(s)));
-            if pressed {
+        // Typing a label name must not switch tools or images.
+        if ctx.egui_wants_keyboard_input() {
+            return;
+        }
+        for (shortcut, action) in keymap::shortcut_table() {
+            if ctx.input_mut(|i| i.consume_shortcut(&shortcut)) {
                 self.perform(ctx, action);
             }
         }
@@ -208,24 +274,42 @@ impl M2cApp {
         let ctx = ui.ctx().clone();
         self.drain_events(&ctx);
         let mut actions = Vec::new();
+        let mut commands = Vec::new();
         panels::menu_bar_ui(ui, &mut actions);
-        panels::status_bar_ui(ui, &self.model_status, self.study.status_text());
-        panels::model_panel_ui(ui, &self.model_status);
+        let project_line = self.project_status().line();
+        panels::status_bar_ui(
+            ui,
+            &self.model_status,
+            self.study.status_text(),
+            project_line,
+        );
         if self.opened.is_empty() {
+            panels::model_panel_ui(ui, &self.model_status);
             panels::central_ui(ui, &mut actions);
         } else {
-            self.study.series_panel_ui(ui, &ctx, &self.study_tx);
-            egui::CentralPanel::default()
-                .frame(egui::Frame::NONE)
-                .show(ui, |ui| self.study.image_ui(ui));
+            self.side_panel_ui(ui, &mut commands);
+            let badges = self.series_badges();
+            self.study
+                .series_panel_ui(ui, &ctx, &self.study_tx, &badges);
+            self.image_ui(ui, &mut commands);
         }
         if self.show_shortcuts {
             panels::shortcuts_window_ui(&ctx, &mut self.show_shortcuts);
         }
+        if self.export.open {
+            let can_export = self.session.is_some();
+            self.export
+                .export_dialog_ui(&ctx, can_export, &mut commands);
+        }
+        self.toasts.toasts_ui(&ctx);
         for action in actions {
             self.perform(&ctx, action);
         }
-        self.capture.after_frame(&ctx, self.model_status != ModelStatus::Detecting);
+        for command in commands {
+            self.apply_command(&ctx, command);
+        }
+        self.capture
+            .after_frame(&ctx, self.model_status != ModelStatus::Detecting);
     }
 
     /// Opens studies: the new paths join those already open and the whole set is discovered
@@ -240,29 +324,13 @@ impl M2cApp {
             }
         }
         if added {
-            self.study.open(self.opened.clone(), &self.study_tx, ctx.clone());
-        }
-    }
-
-    fn perform(&mut self, ctx: &egui::Context, action: Action) {
-        match action {
-            Action::OpenFolder => self.pick_paths(ctx, true),
-            Action::OpenFiles => self.pick_paths(ctx, false),
-            Action::NextSlice => self.study.step_slice(1, ctx, &self.study_tx),
-            Action::PreviousSlice => self.study.step_slice(-1, ctx, &self.study_tx),
-            Action::FitView => self.study.fit(),
-            Action::WindowPreset(i) => {
-                if let Some(p) = WindowPreset::ALL.get(i) {
-                    self.study.apply_preset(*p);
-                }
-            }
-            Action::ShowShortcuts => self.show_shortcuts = !self.show_shortcuts,
-            Action::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
+            self.study
+                .open(self.opened.clone(), &self.study_tx, ctx.clone());
         }
     }
 
     /// Shows the system file dialog on a helper thread so the UI keeps drawing.
-    fn pick_paths(&self, ctx: &egui::Context, folder: bool) {
+    pub(super) fn pick_paths(&self, ctx: &egui::Context, folder: bool) {
         let tx = self.tx.clone();
         let ctx = ctx.clone();
         let spawned = std::thread::Builder::new()
@@ -273,7 +341,10 @@ impl M2cApp {
                     dialog.pick_folder().into_iter().collect()
                 } else {
                     dialog
-                        .add_filter("DICOM and images", &["dcm", "dicom", "png", "jpg", "jpeg", "tif", "tiff", "bmp"])
+                        .add_filter(
+                            "DICOM and images",
+                            &["dcm", "dicom", "png", "jpg", "jpeg", "tif", "tiff", "bmp"],
+                        )
                         .add_filter("All files", &["*"])
                         .pick_files()
                         .unwrap_or_default()

@@ -301,7 +301,11 @@ mod tests {
         assert_eq!(&bytes[16..20], &0.5f32.to_le_bytes());
         assert_eq!(&bytes[20..24], &1u32.to_le_bytes());
         // Palette entry 1 starts after the header and entry 0.
-        let r1 = f32::from_le_bytes(bytes[HEADER_BYTES + 16..HEADER_BYTES + 20].try_into().unwrap());
+        let r1 = f32::from_le_bytes(
+            bytes[HEADER_BYTES + 16..HEADER_BYTES + 20]
+                .try_into()
+                .unwrap(),
+        );
         assert_eq!(r1, default_palette()[1][0]);
     }
 

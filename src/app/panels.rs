@@ -24,12 +24,40 @@ pub fn menu_bar_ui(ui: &mut egui::Ui, actions: &mut Vec<Action>) {
                 action_button_ui(ui, Action::OpenFolder, actions);
                 action_button_ui(ui, Action::OpenFiles, actions);
                 ui.separator();
+                action_button_ui(ui, Action::Export, actions);
+                action_button_ui(ui, Action::Save, actions);
+                ui.separator();
                 action_button_ui(ui, Action::Quit, actions);
+            });
+            ui.menu_button("Edit", |ui| {
+                action_button_ui(ui, Action::Undo, actions);
+                action_button_ui(ui, Action::Redo, actions);
+            });
+            ui.menu_button("Tools", |ui| {
+                for action in [
+                    Action::Brush,
+                    Action::Eraser,
+                    Action::BrushSmaller,
+                    Action::BrushLarger,
+                ] {
+                    action_button_ui(ui, action, actions);
+                }
             });
             ui.menu_button("View", |ui| {
                 action_button_ui(ui, Action::FitView, actions);
+                action_button_ui(ui, Action::NextImage, actions);
+                action_button_ui(ui, Action::PreviousImage, actions);
                 action_button_ui(ui, Action::NextSlice, actions);
                 action_button_ui(ui, Action::PreviousSlice, actions);
+                ui.separator();
+                for action in [
+                    Action::ToggleOverlay,
+                    Action::ToggleOutline,
+                    Action::OverlayLessOpaque,
+                    Action::OverlayMoreOpaque,
+                ] {
+                    action_button_ui(ui, action, actions);
+                }
                 ui.menu_button("Window preset", |ui| {
                     for i in 0..crate::study::WindowPreset::ALL.len() {
                         action_button_ui(ui, Action::WindowPreset(i), actions);
@@ -43,7 +71,13 @@ pub fn menu_bar_ui(ui: &mut egui::Ui, actions: &mut Vec<Action>) {
     });
 }
 
-pub fn status_bar_ui(ui: &mut egui::Ui, status: &ModelStatus, study_line: Option<String>) {
+/// `project_line`: the save state, and whether it is good news.
+pub fn status_bar_ui(
+    ui: &mut egui::Ui,
+    status: &ModelStatus,
+    study_line: Option<String>,
+    project_line: Option<(String, bool)>,
+) {
     egui::Panel::bottom("status_bar").show(ui, |ui| {
         ui.horizontal(|ui| {
             match status {
@@ -53,6 +87,14 @@ pub fn status_bar_ui(ui: &mut egui::Ui, status: &ModelStatus, study_line: Option
                 }
                 ModelStatus::Ready { device_line, .. } => {
                     ui.label(device_line.as_str());
+                }
+            }
+            if let Some((line, good)) = project_line {
+                ui.separator();
+                if good {
+                    ui.label(line);
+                } else {
+                    ui.colored_label(ui.visuals().warn_fg_color, line);
                 }
             }
             if let Some(line) = study_line {
@@ -65,43 +107,59 @@ pub fn status_bar_ui(ui: &mut egui::Ui, status: &ModelStatus, study_line: Option
 }
 
 pub fn model_panel_ui(ui: &mut egui::Ui, status: &ModelStatus) {
+    side_panel_ui(ui, |ui| model_section_ui(ui, status));
+}
+
+/// The right-hand panel, with `add_contents` inside.
+pub fn side_panel_ui(ui: &mut egui::Ui, add_contents: impl FnOnce(&mut egui::Ui)) {
     egui::Panel::right("model_panel")
         .default_size(300.0)
         .resizable(true)
-        .show(ui, |ui| {
-            ui.heading("Model");
-            ui.separator();
-            match status {
-                ModelStatus::Detecting => {
-                    ui.horizontal(|ui| {
-                        ui.spinner();
-                        ui.label("Detecting compute device…");
-                    });
-                }
-                ModelStatus::Ready {
-                    device_line,
-                    device_reason,
-                    weights,
-                } => {
-                    ui.label(RichText::new(device_line.as_str()).strong());
-                    ui.label(RichText::new(device_reason.as_str()).small());
-                    ui.add_space(8.0);
-                    weights_ui(ui, weights);
-                }
-            }
-        });
+        .show(ui, add_contents);
+}
+
+/// Device and weights status.
+pub fn model_section_ui(ui: &mut egui::Ui, status: &ModelStatus) {
+    ui.heading("Model");
+    ui.separator();
+    match status {
+        ModelStatus::Detecting => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("Detecting compute device…");
+            });
+        }
+        ModelStatus::Ready {
+            device_line,
+            device_reason,
+            weights,
+        } => {
+            ui.label(RichText::new(device_line.as_str()).strong());
+            ui.label(RichText::new(device_reason.as_str()).small());
+            ui.add_space(8.0);
+            weights_ui(ui, weights);
+        }
+    }
 }
 
 fn weights_ui(ui: &mut egui::Ui, weights: &WeightsStatus) {
     match weights {
         WeightsStatus::Found { path } => {
             ui.label("SAM3 weights: found");
-            ui.label(RichText::new(path.display().to_string()).small().monospace());
+            ui.label(
+                RichText::new(path.display().to_string())
+                    .small()
+                    .monospace(),
+            );
         }
         WeightsStatus::Unusable { path, reason } => {
             ui.colored_label(ui.visuals().warn_fg_color, "SAM3 weights: unusable");
             ui.label(RichText::new(reason.as_str()).small());
-            ui.label(RichText::new(path.display().to_string()).small().monospace());
+            ui.label(
+                RichText::new(path.display().to_string())
+                    .small()
+                    .monospace(),
+            );
         }
         WeightsStatus::Missing { first_location } => {
             ui.label("SAM3 weights: not found");

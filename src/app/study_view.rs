@@ -9,7 +9,8 @@ use egui::RichText;
 
 use crate::study::{self, Pixels, Series, Slice, WindowLevel, WindowPreset};
 
-use super::viewer::{self, ViewState};
+use super::overlay::LabelOverlay;
+use super::viewer::{self, ViewState, ViewerResponse};
 
 /// Results of background study work.
 #[derive(Debug)]
@@ -40,6 +41,8 @@ struct Shown {
 #[derive(Default)]
 pub struct StudyView {
     request: u64,
+    /// The request whose results `series` holds.
+    discovered: Option<u64>,
     discovering: bool,
     series: Vec<Series>,
     skipped: Vec<String>,
@@ -76,6 +79,12 @@ impl StudyView {
         self.discovering
     }
 
+    /// Which open request `series` comes from (`None` before the first discovery ends); it
+    /// changes whenever the set of series does.
+    pub fn discovered(&self) -> Option<u64> {
+        self.discovered
+    }
+
     pub fn series(&self) -> &[Series] {
         &self.series
     }
@@ -110,6 +119,7 @@ impl StudyView {
                     return;
                 }
                 self.discovering = false;
+                self.discovered = Some(request);
                 self.series = series;
                 self.skipped = skipped;
                 self.shown = None;
@@ -144,8 +154,13 @@ impl StudyView {
             Some(s) if s.series == series => s.window,
             _ => study::default_window(&slice),
         };
-        let texture = ctx.load_texture("slice", color_image(&slice, window), egui::TextureOptions::NEAREST);
-        self.view.set_image_size([slice.width as usize, slice.height as usize]);
+        let texture = ctx.load_texture(
+            "slice",
+            color_image(&slice, window),
+            egui::TextureOptions::NEAREST,
+        );
+        self.view
+            .set_image_size([slice.width as usize, slice.height as usize]);
         self.error = None;
         self.shown = Some(Shown {
             series,
@@ -157,7 +172,13 @@ impl StudyView {
     }
 
     /// Selects a slice and decodes it in the background.
-    pub fn select(&mut self, series: usize, index: usize, ctx: &egui::Context, tx: &Sender<StudyEvent>) {
+    pub fn select(
+        &mut self,
+        series: usize,
+        index: usize,
+        ctx: &egui::Context,
+        tx: &Sender<StudyEvent>,
+    ) {
         let Some(s) = self.series.get(series) else {
             return;
         };
@@ -181,6 +202,46 @@ impl StudyView {
         });
     }
 
+    /// Moves `delta` images through the whole study: slice by slice, then on to the next (or
+    /// previous) series; stops at either end.
+    pub fn step_image(&mut self, delta: i64, ctx: &egui::Context, tx: &Sender<StudyEvent>) {
+        let Some((mut series, mut index)) = self.selected else {
+            return;
+        };
+        for _ in 0..delta.unsigned_abs() {
+            let len = self.series.get(series).map_or(0, Series::len);
+            if delta > 0 {
+                if index + 1 < len {
+                    index += 1;
+                } else if series + 1 < self.series.len() {
+                    (series, index) = (series + 1, 0);
+                }
+            } else if index > 0 {
+                index -= 1;
+            } else if series > 0 {
+                series -= 1;
+                index = self
+                    .series
+                    .get(series)
+                    .map_or(0, |s| s.len().saturating_sub(1));
+            }
+        }
+        self.select(series, index, ctx, tx);
+    }
+
+    /// The `ui` point of continuous image coordinates on the last frame's canvas.
+    pub fn ui_from_image(&self, image: [f32; 2]) -> egui::Pos2 {
+        self.view.transform.ui_from_image(
+            self.view.canvas.unwrap_or(egui::Rect::ZERO),
+            egui::pos2(image[0], image[1]),
+        )
+    }
+
+    /// Zoom of the view (screen points per image pixel).
+    pub fn zoom(&self) -> f32 {
+        self.view.transform.zoom
+    }
+
     /// Moves `delta` slices within the current series.
     pub fn step_slice(&mut self, delta: i64, ctx: &egui::Context, tx: &Sender<StudyEvent>) {
         let Some((series, index)) = self.selected else {
@@ -197,9 +258,10 @@ impl StudyView {
             return;
         };
         shown.window = WindowLevel::new(window.center, window.width.max(1e-3));
-        shown
-            .texture
-            .set(color_image(&shown.slice, shown.window), egui::TextureOptions::NEAREST);
+        shown.texture.set(
+            color_image(&shown.slice, shown.window),
+            egui::TextureOptions::NEAREST,
+        );
     }
 
     pub fn apply_preset(&mut self, preset: WindowPreset) {
@@ -211,7 +273,14 @@ impl StudyView {
     }
 
     /// The left panel: series and skipped files.
-    pub fn series_panel_ui(&mut self, ui: &mut egui::Ui, ctx: &egui::Context, tx: &Sender<StudyEvent>) {
+    /// `badges` holds one line per series (its annotation state), or nothing.
+    pub fn series_panel_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        ctx: &egui::Context,
+        tx: &Sender<StudyEvent>,
+        badges: &[String],
+    ) {
         egui::Panel::left("study_panel")
             .default_size(260.0)
             .resizable(true)
@@ -228,7 +297,12 @@ impl StudyView {
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     for (i, s) in self.series.iter().enumerate() {
                         let selected = self.selected.map(|(si, _)| si) == Some(i);
-                        if ui.selectable_label(selected, series_label(s)).clicked() {
+                        let mut label = series_label(s);
+                        if let Some(badge) = badges.get(i).filter(|b| !b.is_empty()) {
+                            label += "\n";
+                            label += badge;
+                        }
+                        if ui.selectable_label(selected, label).clicked() {
                             clicked = Some(i);
                         }
                     }
@@ -247,8 +321,13 @@ impl StudyView {
             });
     }
 
-    /// The image area, with window/level on right-drag.
-    pub fn image_ui(&mut self, ui: &mut egui::Ui) {
+    /// The image area with `overlay` over it, and window/level on right-drag. Returns the
+    /// viewer's response (for the drawing tools) when an image is shown.
+    pub fn image_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        overlay: Option<&LabelOverlay>,
+    ) -> Option<ViewerResponse> {
         let Some(shown) = self.shown.as_ref() else {
             ui.centered_and_justified(|ui| {
                 if let Some(e) = &self.error {
@@ -259,12 +338,14 @@ impl StudyView {
                     ui.label("No images found in what was opened.");
                 }
             });
-            return;
+            return None;
         };
         let texture = shown.texture.clone();
-        let r = viewer::viewer_ui(ui, &mut self.view, &texture, None);
-        self.probe = r.hovered_px.and_then(|[x, y]| probe_text(&shown.slice, x, y));
-        if let Some(resp) = r.response
+        let r = viewer::viewer_ui(ui, &mut self.view, &texture, overlay);
+        self.probe = r
+            .hovered_px
+            .and_then(|[x, y]| probe_text(&shown.slice, x, y));
+        if let Some(resp) = &r.response
             && resp.dragged_by(egui::PointerButton::Secondary)
         {
             let d = resp.drag_delta();
@@ -276,6 +357,7 @@ impl StudyView {
                 w.width + f64::from(d.x) * step,
             ));
         }
+        Some(r)
     }
 
     /// One line for the status bar: slice position, window and the value under the pointer.
@@ -319,7 +401,11 @@ fn probe_text(slice: &Slice, x: usize, y: usize) -> Option<String> {
     match &slice.pixels {
         Pixels::Gray(v) => {
             let value = v.get(i)?;
-            let unit = if slice.modality.as_deref() == Some("CT") { " HU" } else { "" };
+            let unit = if slice.modality.as_deref() == Some("CT") {
+                " HU"
+            } else {
+                ""
+            };
             Some(format!("({x}, {y}) = {value:.0}{unit}"))
         }
         Pixels::Rgb8(v) => {
@@ -335,7 +421,10 @@ fn color_image(slice: &Slice, window: WindowLevel) -> egui::ColorImage {
 }
 
 fn spawn(name: &str, work: impl FnOnce() + Send + 'static) {
-    if let Err(e) = std::thread::Builder::new().name(name.to_owned()).spawn(work) {
+    if let Err(e) = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(work)
+    {
         tracing::error!("could not start a {name} thread: {e}");
     }
 }

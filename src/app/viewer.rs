@@ -99,6 +99,8 @@ pub struct ViewState {
     pub fit_pending: bool,
     /// Image size the transform was set up for.
     pub image_px: [usize; 2],
+    /// The canvas of the last frame (`ui` points), to place things on the image between frames.
+    pub canvas: Option<Rect>,
 }
 
 impl ViewState {
@@ -112,12 +114,16 @@ impl ViewState {
 }
 
 /// What the viewer reports back for this frame.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ViewerResponse {
     /// Pixel under the pointer, if any.
     pub hovered_px: Option<[usize; 2]>,
     /// The widget's response (clicks and drags with the primary button are the tools').
     pub response: Option<egui::Response>,
+    /// The canvas the image was drawn in (`ui` points).
+    pub canvas: Rect,
+    /// Where the image lies in the canvas this frame.
+    pub transform: ViewTransform,
 }
 
 /// Draws `texture` (the image, `state.image_px` in size) and optionally a label overlay, and
@@ -150,9 +156,12 @@ pub fn viewer_ui(
     let hovered_px = response
         .hover_pos()
         .and_then(|p| pixel_at(state.transform.image_from_ui(canvas, p), state.image_px));
+    state.canvas = Some(canvas);
     ViewerResponse {
         hovered_px,
         response: Some(response),
+        canvas,
+        transform: state.transform,
     }
 }
 
