@@ -1,0 +1,356 @@
+//! SAM3 image detector assembly (HF `Sam3Model`; official `sam3_image.py` `Sam3Image`), spec §1.
+//!
+//! - [`Sam3::encode_image`]: pixels [b, 3, S, S] → [`ImageFeatures`] (neck levels 0–2 and the
+//!   level-2 position encoding). Frozen and cacheable; outputs are detached.
+//! - [`Sam3::encode_text`] / [`Sam3::encode_text_embeds`]: token ids (or token embeddings, where a
+//!   learnable offset can be added) → [`TextPrompt`] [b, T, D] + validity.
+//! - [`Sam3::decode`]: features + [`Prompt`] → [`Detections`]. Differentiable with respect to the
+//!   prompt tensors; the weights and the image features are used as constants.
+//!
+//! Text-only prompts follow HF (the geometry encoder runs only when boxes are given).
+
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Bool, Device, Int, Tensor};
+
+use super::config::Sam3Config;
+use super::decoder::{DecoderOutput, DetrDecoder};
+use super::error::ModelError;
+use super::fusion_encoder::FusionEncoder;
+use super::geometry_encoder::{BoxBatch, ExemplarBox, GeometryEncoder};
+use super::layers::{box_cxcywh_to_xyxy, inverse_sigmoid, linear};
+use super::mask_decoder::{MaskDecoder, MaskOutput};
+use super::neck::{Neck, sine_position_encoding};
+use super::scoring::DotProductScoring;
+use super::text_encoder::TextEncoder;
+use super::vit::Vit;
+
+/// HF `Sam3VisionModel`: backbone + detector neck.
+#[derive(Module, Debug)]
+pub struct VisionEncoder {
+    pub backbone: Vit,
+    pub neck: Neck,
+}
+
+/// HF `Sam3Model`. Field names are the checkpoint's top-level keys.
+#[derive(Module, Debug)]
+pub struct Sam3 {
+    pub vision_encoder: VisionEncoder,
+    pub text_encoder: TextEncoder,
+    /// The resizer Ct → D.
+    pub text_projection: Linear,
+    pub geometry_encoder: GeometryEncoder,
+    pub detr_encoder: FusionEncoder,
+    pub detr_decoder: DetrDecoder,
+    pub mask_decoder: MaskDecoder,
+    pub dot_product_scoring: DotProductScoring,
+    /// Input side S in pixels.
+    pub image_size: usize,
+}
+
+/// Per-image features the decoder needs; independent of the prompt.
+#[derive(Debug, Clone)]
+pub struct ImageFeatures {
+    /// Neck levels 0, 1, 2: [b, D, 4g, 4g], [b, D, 2g, 2g], [b, D, g, g].
+    pub fpn: [Tensor<4>; 3],
+    /// Sine position encoding of level 2: [1, D, g, g].
+    pub pos: Tensor<4>,
+}
+
+impl ImageFeatures {
+    /// Batch size b.
+    pub fn batch(&self) -> usize {
+        self.fpn[2].dims()[0]
+    }
+
+    /// Moves (or lifts, e.g. onto an autodiff device) the features.
+    pub fn to_device(self, device: &Device) -> Self {
+        Self {
+            fpn: self.fpn.map(|t| t.to_device(device)),
+            pos: self.pos.to_device(device),
+        }
+    }
+}
+
+/// Encoded text: the prompt tokens entering the detector.
+#[derive(Debug, Clone)]
+pub struct TextPrompt {
+    /// [b, T, D]
+    pub features: Tensor<3>,
+    /// [b, T], `true` = real token.
+    pub valid: Tensor<2, Bool>,
+}
+
+/// A detector prompt: text (or learned) tokens plus optional box exemplars per image.
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    pub text: TextPrompt,
+    /// One list per image (may be empty); all empty = text-only prompt.
+    pub boxes: Vec<Vec<ExemplarBox>>,
+}
+
+/// Raw detector outputs (HF `Sam3ImageSegmentationOutput` plus every decoder layer).
+#[derive(Debug, Clone)]
+pub struct Detections {
+    /// [b, Q] last-layer classification logits.
+    pub pred_logits: Tensor<2>,
+    /// [b, Q, 4] last-layer boxes, normalised (x0, y0, x1, y1).
+    pub pred_boxes: Tensor<3>,
+    /// [b, 1] last-layer presence logit.
+    pub presence_logits: Tensor<2>,
+    /// [b, Q, 4g, 4g] instance mask logits.
+    pub pred_masks: Tensor<4>,
+    /// [b, 1, 4g, 4g] semantic logits.
+    pub semantic_seg: Tensor<4>,
+    /// [L, b, Q] logits of every decoder layer.
+    pub all_pred_logits: Tensor<3>,
+    /// [L, b, Q, 4] boxes (x0, y0, x1, y1) of every decoder layer.
+    pub all_pred_boxes: Tensor<4>,
+    /// [L, b, 1] presence logits of every decoder layer.
+    pub all_presence_logits: Tensor<3>,
+}
+
+/// [`Detections`] plus the intermediates the parity tests compare.
+#[derive(Debug, Clone)]
+pub struct DecodeTrace {
+    pub detections: Detections,
+    /// Geometry-encoder tokens [b, nb+1, D] and validity, when boxes were given.
+    pub geometry: Option<(Tensor<3>, Tensor<2, Bool>)>,
+    /// Prompt seen by encoder, decoder, scoring and mask head [b, P, D].
+    pub prompt: Tensor<3>,
+    /// Fusion-encoder layer outputs [b, g·g, D].
+    pub encoder_layers: Vec<Tensor<3>>,
+    pub decoder: DecoderOutput,
+    pub mask: MaskOutput,
+}
+
+impl Sam3Config {
+    /// Builds the detector with placeholder weights (see `Sam3::load`). Call `validate` first.
+    pub fn init(&self, device: &Device) -> Sam3 {
+        let vision = &self.vision_config;
+        Sam3 {
+            vision_encoder: VisionEncoder {
+                backbone: vision.backbone_config.init(device),
+                neck: vision.init_neck(device),
+            },
+            text_encoder: self.text_config.init(device),
+            text_projection: linear(
+                self.text_config.hidden_size,
+                self.detr_encoder_config.hidden_size,
+                device,
+            ),
+            geometry_encoder: self.geometry_encoder_config.init_geometry_encoder(device),
+            detr_encoder: self.detr_encoder_config.init_fusion_encoder(device),
+            detr_decoder: self.detr_decoder_config.init_decoder(device),
+            mask_decoder: self.mask_decoder_config.init(device),
+            dot_product_scoring: self.detr_decoder_config.init_scoring(device),
+            image_size: vision.backbone_config.image_size,
+        }
+    }
+}
+
+impl Sam3 {
+    /// Pixels [b, 3, S, S] (preprocessed, see `preprocess.rs`) → image features.
+    pub fn encode_image(&self, pixels: Tensor<4>) -> Result<ImageFeatures, ModelError> {
+        let [_, c, h, w] = pixels.dims();
+        if c != 3 || h != self.image_size || w != self.image_size {
+            return Err(ModelError::InvalidInput {
+                reason: format!(
+                    "pixels are [_, {c}, {h}, {w}], expected [_, 3, {0}, {0}]",
+                    self.image_size
+                ),
+            });
+        }
+        let tokens = self.vision_encoder.backbone.forward(pixels);
+        // [b, g, g, C] → [b, C, g, g]
+        let maps = self
+            .vision_encoder
+            .neck
+            .forward(tokens.permute([0, 3, 1, 2]));
+        let mut levels = maps.into_iter().map(Tensor::detach);
+        let (Some(f0), Some(f1), Some(f2)) = (levels.next(), levels.next(), levels.next()) else {
+            return Err(ModelError::InvalidInput {
+                reason: "neck produced fewer than 3 levels".to_owned(),
+            });
+        };
+        let [_, d, gh, gw] = f2.dims();
+        let pos = sine_position_encoding(d, gh, gw, &f2.device());
+        Ok(ImageFeatures {
+            fpn: [f0, f1, f2],
+            pos,
+        })
+    }
+
+    /// Token embeddings [b, T, Ct] of `ids` (before positions): the input of
+    /// [`Sam3::encode_text_embeds`].
+    pub fn embed_tokens(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        self.text_encoder.embed_tokens(ids)
+    }
+
+    /// Token ids [b, T] with validity [b, T] → text prompt [b, T, D].
+    pub fn encode_text(
+        &self,
+        ids: Tensor<2, Int>,
+        valid: Tensor<2, Bool>,
+    ) -> Result<TextPrompt, ModelError> {
+        self.encode_text_embeds(self.embed_tokens(ids), valid)
+    }
+
+    /// Token embeddings [b, T, Ct] with validity [b, T] → text prompt [b, T, D].
+    pub fn encode_text_embeds(
+        &self,
+        token_embeds: Tensor<3>,
+        valid: Tensor<2, Bool>,
+    ) -> Result<TextPrompt, ModelError> {
+        let [b, t, c] = token_embeds.dims();
+        let [vb, vt] = valid.dims();
+        let [max_t, width] = self
+            .text_encoder
+            .text_model
+            .embeddings
+            .position_embedding
+            .weight
+            .val()
+            .dims();
+        if t > max_t || c != width || vb != b || vt != t {
+            return Err(ModelError::InvalidInput {
+                reason: format!(
+                    "text embeds [{b}, {t}, {c}] / mask [{vb}, {vt}]: need T ≤ {max_t}, width {width}"
+                ),
+            });
+        }
+        let hidden = self
+            .text_encoder
+            .forward_embeds(token_embeds, Some(valid.clone()));
+        Ok(TextPrompt {
+            features: self.text_projection.forward(hidden),
+            valid,
+        })
+    }
+
+    /// Runs the detector on cached image features.
+    pub fn decode(
+        &self,
+        features: &ImageFeatures,
+        prompt: &Prompt,
+    ) -> Result<Detections, ModelError> {
+        Ok(self.decode_traced(features, prompt)?.detections)
+    }
+
+    /// [`Sam3::decode`] keeping every intermediate tensor.
+    pub fn decode_traced(
+        &self,
+        features: &ImageFeatures,
+        prompt: &Prompt,
+    ) -> Result<DecodeTrace, ModelError> {
+        self.check_prompt(features, prompt)?;
+        let [f0, f1, f2] = features.fpn.clone();
+        let [b, d, gh, gw] = f2.dims();
+        let has_boxes = prompt.boxes.iter().any(|list| !list.is_empty());
+        let geometry = has_boxes.then(|| {
+            let boxes = BoxBatch::from_lists(&prompt.boxes);
+            self.geometry_encoder
+                .forward(f2.clone(), features.pos.clone(), &boxes)
+        });
+        let (prompt_tokens, prompt_valid) = match &geometry {
+            Some((tokens, valid)) => (
+                Tensor::cat(vec![prompt.text.features.clone(), tokens.clone()], 1),
+                Tensor::cat(vec![prompt.text.valid.clone(), valid.clone()], 1),
+            ),
+            None => (prompt.text.features.clone(), prompt.text.valid.clone()),
+        };
+        // [b, D, g, g] → [b, g·g, D]
+        let image = f2.clone().reshape([b, d, gh * gw]).swap_dims(1, 2);
+        let pos = features
+            .pos
+            .clone()
+            .reshape([1, d, gh * gw])
+            .swap_dims(1, 2);
+        let encoder_layers = self.detr_encoder.forward(
+            image.clone(),
+            pos.clone(),
+            prompt_tokens.clone(),
+            prompt_valid.clone(),
+        );
+        let memory = encoder_layers.last().cloned().unwrap_or(image);
+        let decoder = self.detr_decoder.forward(
+            memory.clone(),
+            pos,
+            prompt_tokens.clone(),
+            prompt_valid.clone(),
+            [gh, gw],
+        );
+        let hidden = Tensor::stack(decoder.hidden_states.clone(), 0);
+        let references = Tensor::stack(decoder.reference_boxes.clone(), 0);
+        let offsets = self.detr_decoder.box_head.forward(hidden.clone());
+        let all_pred_boxes = box_cxcywh_to_xyxy(sigmoid(inverse_sigmoid(references) + offsets));
+        let all_pred_logits =
+            self.dot_product_scoring
+                .forward(hidden, prompt_tokens.clone(), prompt_valid.clone());
+        let all_presence_logits = Tensor::stack(decoder.presence_logits.clone(), 0);
+        let last_hidden = decoder
+            .hidden_states
+            .last()
+            .cloned()
+            .unwrap_or_else(|| memory.clone());
+        let mask = self.mask_decoder.forward(
+            last_hidden,
+            memory,
+            &[f0, f1, f2],
+            prompt_tokens.clone(),
+            prompt_valid,
+        );
+        let layers = decoder.hidden_states.len();
+        let [_, _, q] = all_pred_logits.dims();
+        let last = layers.saturating_sub(1);
+        let detections = Detections {
+            pred_logits: all_pred_logits.clone().narrow(0, last, 1).reshape([b, q]),
+            pred_boxes: all_pred_boxes.clone().narrow(0, last, 1).reshape([b, q, 4]),
+            presence_logits: all_presence_logits
+                .clone()
+                .narrow(0, last, 1)
+                .reshape([b, 1]),
+            pred_masks: mask.pred_masks.clone(),
+            semantic_seg: mask.semantic_seg.clone(),
+            all_pred_logits,
+            all_pred_boxes,
+            all_presence_logits,
+        };
+        Ok(DecodeTrace {
+            detections,
+            geometry,
+            prompt: prompt_tokens,
+            encoder_layers,
+            decoder,
+            mask,
+        })
+    }
+
+    fn check_prompt(&self, features: &ImageFeatures, prompt: &Prompt) -> Result<(), ModelError> {
+        let b = features.batch();
+        let [tb, _, td] = prompt.text.features.dims();
+        let d = features.fpn[2].dims()[1];
+        let invalid = |reason: String| Err(ModelError::InvalidInput { reason });
+        if tb != b || td != d || prompt.text.valid.dims() != [tb, prompt.text.features.dims()[1]] {
+            return invalid(format!(
+                "prompt {:?} / mask {:?} vs {b} images of width {d}",
+                prompt.text.features.dims(),
+                prompt.text.valid.dims()
+            ));
+        }
+        let has_boxes = prompt.boxes.iter().any(|list| !list.is_empty());
+        if has_boxes && prompt.boxes.len() != b {
+            return invalid(format!("{} box lists for {b} images", prompt.boxes.len()));
+        }
+        let bad = prompt.boxes.iter().flatten().any(|x| {
+            x.cxcywh
+                .iter()
+                .any(|v| !v.is_finite() || !(-1.0..=2.0).contains(v))
+        });
+        if bad {
+            return invalid("box coordinates must be finite, normalised cx, cy, w, h".to_owned());
+        }
+        Ok(())
+    }
+}
