@@ -291,3 +291,99 @@ fn annotated_view_snapshot() {
     h.run_steps(3);
     h.snapshot("annotated_view");
 }
+
+#[test]
+fn nifti_export_writes_one_volume_per_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let study = png_study(dir.path());
+    let mut h = harness(app_for(&study, &dir.path().join("data")));
+    h.step();
+    wait_until(&mut h, |a| a, ready);
+    paint(&mut h, |a| a, &[[10.0, 10.0], [12.0, 10.0]]);
+    h.key_press_modifiers(Modifiers::COMMAND, Key::E);
+    h.run_steps(2);
+    h.get_by_label("NIfTI (one volume per series)").click();
+    h.run_steps(1);
+    let out = dir.path().join("nifti");
+    h.state_mut().export_dialog_mut().folder = out.display().to_string();
+    h.run_steps(1);
+    h.get_by_label("Export").click();
+    h.step();
+    wait_until(
+        &mut h,
+        |a| a,
+        |app| !app.export_dialog().running && app.session().is_some(),
+    );
+    let summary = h.state().export_dialog().result.clone().unwrap().unwrap();
+    assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+    assert_eq!(summary.files, 2, "each PNG is its own series");
+    assert!(out.join("a_labels.nii.gz").is_file());
+    assert!(
+        out.join("a_labels.json").is_file(),
+        "sidecar with label names"
+    );
+    // The app is still usable after the export: the session came back.
+    paint(&mut h, |a| a, &[[40.0, 40.0], [41.0, 40.0]]);
+    assert_eq!(label_map_of(h.state_mut(), "a.png").get(40, 40), Some(1));
+}
+
+#[test]
+fn a_project_locked_by_another_window_is_reported_and_the_app_keeps_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let study = png_study(dir.path());
+    let data = dir.path().join("data");
+    let mut first = harness(app_for(&study, &data));
+    first.step();
+    wait_until(&mut first, |a| a, ready);
+
+    let mut second = harness(app_for(&study, &data));
+    second.step();
+    wait_until(
+        &mut second,
+        |a| a,
+        |app| app.study().shown().is_some() && app.toasts().texts().next().is_some(),
+    );
+    assert!(second.state().session().is_none());
+    second.get_by_label_contains("Could not open the annotation project");
+    second.get_by_label("Annotation unavailable");
+    // Painting does nothing, and nothing panics.
+    paint(&mut second, |a| a, &[[10.0, 10.0], [20.0, 10.0]]);
+    second.key_press(Key::D);
+    second.step();
+    wait_until(
+        &mut second,
+        |a| a,
+        |app| app.study().shown() == Some((1, 0)),
+    );
+}
+
+#[test]
+fn renaming_and_recolouring_a_label_is_saved_in_the_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let study = png_study(dir.path());
+    let mut h = harness(app_for(&study, &dir.path().join("data")));
+    h.step();
+    wait_until(&mut h, |a| a, ready);
+    let name = h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Name");
+    name.focus();
+    name.type_text(" (lesion)");
+    h.run_steps(1);
+    // Keys typed into the field must not trigger single-key shortcuts (E = eraser).
+    h.key_press(Key::E);
+    h.run_steps(1);
+    assert_eq!(h.state().tools().kind, m2c::app::tools::ToolKind::Brush);
+    h.key_press(Key::Enter);
+    h.run_steps(2);
+    h.get_by_label("Colour 3").click();
+    h.run_steps(2);
+    let class = h
+        .state()
+        .session()
+        .unwrap()
+        .project
+        .class(1)
+        .cloned()
+        .unwrap();
+    assert!(class.name.ends_with("(lesion)"), "{:?}", class.name);
+    assert_eq!(class.colour, m2c::app::session::CLASS_COLOURS[2]);
+}

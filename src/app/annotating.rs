@@ -44,6 +44,18 @@ impl M2cApp {
         &mut self.export
     }
 
+    /// Ends a drag in progress and writes whatever the journal could not take yet; called when
+    /// the window closes. The project stays open (its lock is released when the app drops).
+    pub fn close_project(&mut self) {
+        self.end_stroke();
+        if let Some(s) = self.session.as_mut()
+            && !s.project.is_saved()
+            && let Err(e) = s.project.flush()
+        {
+            tracing::error!("edits could not be saved before exit: {e}");
+        }
+    }
+
     /// Where the project stands (status bar and side panel).
     pub fn project_status(&self) -> ProjectStatus {
         if let Some(s) = &self.session {

@@ -382,4 +382,8 @@ impl eframe::App for M2cApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.frame_ui(ui);
     }
+
+    fn on_exit(&mut self) {
+        self.close_project();
+    }
 }

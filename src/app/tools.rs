@@ -193,8 +193,10 @@ mod tests {
 
     #[test]
     fn brackets_resize_in_steps_within_limits() {
-        let mut t = ToolState::default();
-        t.radius_px = 2.0;
+        let mut t = ToolState {
+            radius_px: 2.0,
+            ..ToolState::default()
+        };
         t.resize(true);
         assert_eq!(t.radius_px, 3.0, "at least one pixel per step");
         t.radius_px = 40.0;
