@@ -147,6 +147,7 @@ impl M2cApp {
             BackgroundEvent::ExportFinished { session, result } => {
                 self.session = Some(*session);
                 self.export.running = false;
+                self.last_overlay = None;
                 match &result {
                     Ok(summary) if summary.failures.is_empty() => self.toasts.info(summary.line()),
                     Ok(summary) => self.toasts.warn(summary.line()),
@@ -258,7 +259,7 @@ impl M2cApp {
     }
 
     /// The overlay of the slice on screen, if masks are shown and the slice is an item.
-    fn current_overlay(&mut self) -> Option<LabelOverlay> {
+    pub(super) fn current_overlay(&mut self) -> Option<LabelOverlay> {
         if !self.overlay.visible {
             return None;
         }
@@ -299,7 +300,6 @@ impl M2cApp {
             opacity: self.overlay.opacity,
             outline: self.overlay.outline,
         };
-        self.last_overlay = Some((shown, overlay.clone()));
         Some(overlay)
     }
 

@@ -3,7 +3,7 @@
 //! each accepted one before returning, and any error becomes a toast while the document stays
 //! in memory.
 
-use crate::annotation::{AnnotationError, LabelClass, Project};
+use crate::annotation::{AnnotationError, ItemId, LabelClass, Project};
 use crate::study::WindowPreset;
 
 use super::M2cApp;
@@ -36,6 +36,20 @@ pub enum AppCommand {
     StartExport(ExportRequest),
 }
 
+/// What an edit changed, for the overlay.
+enum Touch<'a> {
+    /// Possibly anything: rebuild the label map.
+    All,
+    /// Brush stamps along these points of `item`.
+    Stroke {
+        item: ItemId,
+        points_image: &'a [[f32; 2]],
+        continues: bool,
+    },
+    /// No pixel (saving a stroke, changing a class).
+    Nothing,
+}
+
 /// Opacity step of `,` and `.`.
 const OPACITY_STEP: f32 = 0.1;
 
@@ -50,14 +64,14 @@ impl M2cApp {
             }
             AppCommand::SelectClass(value) => self.tools.class = value,
             AppCommand::SetClass(class) => {
-                self.edit("Changing the label", |p| p.set_class(class));
+                self.edit("Changing the label", Touch::Nothing, |p| p.set_class(class));
             }
             AppCommand::AddClass => {
                 let Some(class) = self.session.as_ref().and_then(Session::next_class) else {
                     return;
                 };
                 let value = class.value;
-                if self.edit("Adding a label", |p| p.set_class(class)) {
+                if self.edit("Adding a label", Touch::Nothing, |p| p.set_class(class)) {
                     self.tools.class = value;
                 }
             }
@@ -73,10 +87,10 @@ impl M2cApp {
             Action::Export => self.export.open = true,
             Action::Save => self.save_now(),
             Action::Undo => {
-                self.edit("Undo", Project::undo);
+                self.edit("Undo", Touch::All, Project::undo);
             }
             Action::Redo => {
-                self.edit("Redo", Project::redo);
+                self.edit("Redo", Touch::All, Project::redo);
             }
             Action::NextImage
             | Action::PreviousImage
@@ -126,11 +140,12 @@ impl M2cApp {
         }
     }
 
-    /// Runs an edit on the project; an error becomes a toast. Returns whether it changed
-    /// anything.
+    /// Runs an edit on the project, then updates the overlay as `touch` says; an error becomes
+    /// a toast (and a full overlay rebuild). Returns whether the edit changed anything.
     fn edit(
         &mut self,
         what: &str,
+        touch: Touch<'_>,
         f: impl FnOnce(&mut Project) -> Result<bool, AnnotationError>,
     ) -> bool {
         let Some(session) = self.session.as_mut() else {
@@ -138,7 +153,20 @@ impl M2cApp {
             return false;
         };
         let result = f(&mut session.project);
-        session.touch();
+        match (&result, touch) {
+            (Ok(_), Touch::Nothing) => {}
+            (
+                Ok(_),
+                Touch::Stroke {
+                    item,
+                    points_image,
+                    continues,
+                },
+            ) => {
+                session.touch_stroke(item, points_image, self.tools.radius_px, continues);
+            }
+            _ => session.touch(),
+        }
         match result {
             Ok(changed) => changed,
             Err(e) => {
@@ -185,7 +213,7 @@ impl M2cApp {
             Some(c) => c,
             None => {
                 let class = session::default_class(1);
-                if !self.edit("Adding a label", |p| p.set_class(class)) {
+                if !self.edit("Adding a label", Touch::Nothing, |p| p.set_class(class)) {
                     return;
                 }
                 1
@@ -193,7 +221,12 @@ impl M2cApp {
         };
         self.tools.class = class;
         let brush = self.tools.brush();
-        self.edit("Painting", |p| {
+        let touch = Touch::Stroke {
+            item,
+            points_image: &[point_image],
+            continues: false,
+        };
+        self.edit("Painting", touch, |p| {
             p.begin_stroke(item, class, brush)?;
             p.stroke_to(point_image)?;
             Ok(true)
@@ -204,10 +237,15 @@ impl M2cApp {
         let Some(session) = self.session.as_mut() else {
             return;
         };
-        if !session.project.is_stroking() {
+        let Some(item) = session.stroke_item() else {
             return;
-        }
-        self.edit("Painting", |p| {
+        };
+        let touch = Touch::Stroke {
+            item,
+            points_image,
+            continues: true,
+        };
+        self.edit("Painting", touch, |p| {
             for &point in points_image {
                 p.stroke_to(point)?;
             }
@@ -223,7 +261,7 @@ impl M2cApp {
             .is_some_and(|s| s.project.is_stroking())
         {
             let start = std::time::Instant::now();
-            self.edit("Saving the stroke", Project::end_stroke);
+            self.edit("Saving the stroke", Touch::Nothing, Project::end_stroke);
             tracing::debug!(
                 elapsed_ms = start.elapsed().as_secs_f64() * 1e3,
                 "stroke saved"
@@ -249,6 +287,8 @@ impl M2cApp {
             return;
         }
         self.end_stroke();
+        // Keep showing the masks of this slice while the session is away.
+        self.last_overlay = self.study.shown().zip(self.current_overlay());
         let Some(session) = self.session.take() else {
             self.explain_no_session();
             return;

@@ -144,8 +144,8 @@ pub struct M2cApp {
     class_editor: ClassEditor,
     toasts: Toasts,
     export: ExportDialog,
-    /// The last overlay drawn and the slice it belongs to, kept while an export holds the
-    /// session so the masks stay visible.
+    /// The overlay of the slice on screen when an export took the session, so the masks stay
+    /// visible meanwhile.
     last_overlay: Option<((usize, usize), overlay::LabelOverlay)>,
     last_overlay_error: Option<String>,
     /// `ctx` time of the last retry of a failed save.
