@@ -86,7 +86,10 @@ mod tests {
             TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0], [1, 1, 1, 4]),
             &device,
         );
-        let got: Vec<f32> = rotate_pairwise(x).into_data().to_vec().unwrap_or_default();
+        let got: Vec<f32> = rotate_pairwise(x)
+            .into_data()
+            .try_to_vec()
+            .unwrap_or_default();
         assert_eq!(got, vec![-2.0, 1.0, -4.0, 3.0]);
     }
 }
