@@ -1,6 +1,8 @@
 //! Manual annotation through the real app (egui_kittest): open a generated PNG study, paint
 //! with the pointer, undo and redo, move on with D, reopen the project and find the stroke,
 //! export PNG masks that read back identically, and the annotated view as a snapshot.
+// Helpers outside #[test] functions unwrap too: a failure there is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -1,5 +1,7 @@
 //! Launches the real `m2c` binary in a real window under Xvfb, lets it capture its own frame
 //! (`M2C_SCREENSHOT`), and checks the empty state was drawn, not a blank frame.
+// Helpers outside #[test] functions expect too: a failure there is a failed test.
+#![allow(clippy::expect_used)]
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -34,7 +36,14 @@ fn start_xvfb() -> Option<Xvfb> {
     let number = 90 + std::process::id() % 400;
     let display = format!(":{number}");
     let child = Command::new("Xvfb")
-        .args([display.as_str(), "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+        .args([
+            display.as_str(),
+            "-screen",
+            "0",
+            "1280x800x24",
+            "-nolisten",
+            "tcp",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -42,7 +51,10 @@ fn start_xvfb() -> Option<Xvfb> {
     let socket = format!("/tmp/.X11-unix/X{number}");
     let start = Instant::now();
     while !Path::new(&socket).exists() {
-        assert!(start.elapsed() < Duration::from_secs(20), "Xvfb did not come up");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "Xvfb did not come up"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     Some(Xvfb { child, display })
@@ -84,7 +96,12 @@ fn window_opens_and_draws_the_empty_state() {
         String::from_utf8_lossy(&out.stderr)
     );
     let img = image::open(&shot)
-        .unwrap_or_else(|e| panic!("no screenshot ({e}): {}", String::from_utf8_lossy(&out.stderr)))
+        .unwrap_or_else(|e| {
+            panic!(
+                "no screenshot ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
         .to_rgba8();
     let (w, h) = img.dimensions();
     assert!(w >= 640 && h >= 420, "window too small: {w}x{h}");
@@ -97,8 +114,15 @@ fn window_opens_and_draws_the_empty_state() {
     }
     let dominant = counts.values().copied().max().unwrap_or(0);
     let total = (w * h) as usize;
-    assert!(counts.len() > 30, "only {} distinct colours: blank frame?", counts.len());
-    assert!(dominant < total * 98 / 100, "one colour covers {dominant} of {total} pixels");
+    assert!(
+        counts.len() > 30,
+        "only {} distinct colours: blank frame?",
+        counts.len()
+    );
+    assert!(
+        dominant < total * 98 / 100,
+        "one colour covers {dominant} of {total} pixels"
+    );
 
     // The heading sits in the central area: bright text pixels must exist there.
     let bright_in_centre = (h / 4..h * 3 / 4)
@@ -108,5 +132,8 @@ fn window_opens_and_draws_the_empty_state() {
             p[0] > 180 && p[1] > 180 && p[2] > 180
         })
         .count();
-    assert!(bright_in_centre > 200, "no text drawn in the centre ({bright_in_centre} bright pixels)");
+    assert!(
+        bright_in_centre > 200,
+        "no text drawn in the centre ({bright_in_centre} bright pixels)"
+    );
 }

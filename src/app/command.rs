@@ -16,6 +16,8 @@ use super::tools::ToolKind;
 #[derive(Debug, Clone)]
 pub enum AppCommand {
     Perform(Action),
+    /// Show the first slice of this series.
+    SelectSeries(usize),
     /// The primary button went down on the image (`image` pixels).
     BeginStroke {
         point_image: [f32; 2],
@@ -57,6 +59,10 @@ impl M2cApp {
     pub(super) fn apply_command(&mut self, ctx: &egui::Context, command: AppCommand) {
         match command {
             AppCommand::Perform(action) => self.perform(ctx, action),
+            AppCommand::SelectSeries(series) => {
+                self.end_stroke();
+                self.study.select(series, 0, ctx, &self.study_tx);
+            }
             AppCommand::BeginStroke { point_image } => self.begin_stroke(point_image),
             AppCommand::StrokeTo { points_image } => self.stroke_to(&points_image),
             AppCommand::EndStroke => {

@@ -25,6 +25,7 @@ pub use error::AppError;
 
 use crate::engine::device::DevicePreference;
 use crate::engine::environment::{self, EnvironmentReport};
+use command::AppCommand;
 use export::{ExportDialog, ExportSummary};
 use labels_panel::{ClassEditor, OverlaySettings};
 use session::{OpenReport, Session};
@@ -289,8 +290,9 @@ impl M2cApp {
         } else {
             self.side_panel_ui(ui, &mut commands);
             let badges = self.series_badges();
-            self.study
-                .series_panel_ui(ui, &ctx, &self.study_tx, &badges);
+            if let Some(series) = panels::study_panel_ui(ui, &self.study, &badges) {
+                commands.push(AppCommand::SelectSeries(series));
+            }
             self.image_ui(ui, &mut commands);
         }
         if self.show_shortcuts {

@@ -4,7 +4,9 @@
 use egui::{Align, Layout, RichText};
 
 use super::keymap::Action;
+use super::study_view::StudyView;
 use super::{ModelStatus, WeightsStatus};
+use crate::study::Series;
 
 /// A button for `action`, with its tooltip and shortcut; pushes the action when clicked.
 fn action_button_ui(ui: &mut egui::Ui, action: Action, actions: &mut Vec<Action>) {
@@ -173,6 +175,65 @@ fn weights_ui(ui: &mut egui::Ui, weights: &WeightsStatus) {
             }
         }
     }
+}
+
+/// The left panel: series (with `badges`, one annotation line per series) and skipped files.
+/// Returns the series the user clicked.
+pub fn study_panel_ui(ui: &mut egui::Ui, study: &StudyView, badges: &[String]) -> Option<usize> {
+    let mut clicked = None;
+    egui::Panel::left("study_panel")
+        .default_size(260.0)
+        .resizable(true)
+        .show(ui, |ui| {
+            ui.heading("Study");
+            ui.separator();
+            if study.is_discovering() {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label("Reading study…");
+                });
+            }
+            let selected = study.selected().map(|(s, _)| s);
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                for (i, s) in study.series().iter().enumerate() {
+                    let mut label = series_label(s);
+                    if let Some(badge) = badges.get(i).filter(|b| !b.is_empty()) {
+                        label += "\n";
+                        label += badge;
+                    }
+                    if ui.selectable_label(selected == Some(i), label).clicked() {
+                        clicked = Some(i);
+                    }
+                }
+                let skipped = study.skipped();
+                if !skipped.is_empty() {
+                    ui.separator();
+                    ui.collapsing(format!("{} files skipped", skipped.len()), |ui| {
+                        for reason in skipped {
+                            ui.label(RichText::new(reason.as_str()).small());
+                        }
+                    });
+                }
+            });
+        });
+    clicked
+}
+
+fn series_label(s: &Series) -> String {
+    let what = s.modality.as_deref().unwrap_or("image");
+    let name = s
+        .first_path()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut label = format!("{what} {}×{}", s.width, s.height);
+    if s.len() > 1 {
+        label += &format!(", {} slices", s.len());
+    }
+    if !s.issues.is_empty() {
+        label += " ⚠";
+    }
+    format!("{label}\n{name}")
 }
 
 /// The central area: the drop zone while nothing is open.

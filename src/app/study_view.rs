@@ -1,11 +1,9 @@
-//! Browsing an opened study: the series list, the current slice with its window/level, slice
-//! navigation, and the value under the pointer. Discovery and decoding run on helper threads;
+//! Browsing an opened study: its series (listed by `panels::study_panel_ui`), the current
+//! slice with its window/level, slice and image navigation, and the value under the pointer. Discovery and decoding run on helper threads;
 //! results come back as [`StudyEvent`]s, so the UI never waits on disk.
 
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
-
-use egui::RichText;
 
 use crate::study::{self, Pixels, Series, Slice, WindowLevel, WindowPreset};
 
@@ -101,6 +99,11 @@ impl StudyView {
     /// Window of the slice on screen.
     pub fn window(&self) -> Option<WindowLevel> {
         self.shown.as_ref().map(|s| s.window)
+    }
+
+    /// The selected series and slice (shown once decoded).
+    pub fn selected(&self) -> Option<(usize, usize)> {
+        self.selected
     }
 
     pub fn error(&self) -> Option<&str> {
@@ -273,54 +276,6 @@ impl StudyView {
     }
 
     /// The left panel: series and skipped files.
-    /// `badges` holds one line per series (its annotation state), or nothing.
-    pub fn series_panel_ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        ctx: &egui::Context,
-        tx: &Sender<StudyEvent>,
-        badges: &[String],
-    ) {
-        egui::Panel::left("study_panel")
-            .default_size(260.0)
-            .resizable(true)
-            .show(ui, |ui| {
-                ui.heading("Study");
-                ui.separator();
-                if self.discovering {
-                    ui.horizontal(|ui| {
-                        ui.spinner();
-                        ui.label("Reading study…");
-                    });
-                }
-                let mut clicked = None;
-                egui::ScrollArea::vertical().show(ui, |ui| {
-                    for (i, s) in self.series.iter().enumerate() {
-                        let selected = self.selected.map(|(si, _)| si) == Some(i);
-                        let mut label = series_label(s);
-                        if let Some(badge) = badges.get(i).filter(|b| !b.is_empty()) {
-                            label += "\n";
-                            label += badge;
-                        }
-                        if ui.selectable_label(selected, label).clicked() {
-                            clicked = Some(i);
-                        }
-                    }
-                    if !self.skipped.is_empty() {
-                        ui.separator();
-                        ui.collapsing(format!("{} files skipped", self.skipped.len()), |ui| {
-                            for reason in &self.skipped {
-                                ui.label(RichText::new(reason.as_str()).small());
-                            }
-                        });
-                    }
-                });
-                if let Some(i) = clicked {
-                    self.select(i, 0, ctx, tx);
-                }
-            });
-    }
-
     /// The image area with `overlay` over it, and window/level on right-drag. Returns the
     /// viewer's response (for the drawing tools) when an image is shown.
     pub fn image_ui(
@@ -377,23 +332,6 @@ impl StudyView {
         }
         Some(text)
     }
-}
-
-fn series_label(s: &Series) -> String {
-    let what = s.modality.as_deref().unwrap_or("image");
-    let name = s
-        .first_path()
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut label = format!("{what} {}×{}", s.width, s.height);
-    if s.len() > 1 {
-        label += &format!(", {} slices", s.len());
-    }
-    if !s.issues.is_empty() {
-        label += " ⚠";
-    }
-    format!("{label}\n{name}")
 }
 
 fn probe_text(slice: &Slice, x: usize, y: usize) -> Option<String> {
