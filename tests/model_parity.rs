@@ -5,6 +5,8 @@
 //! failure points at one component. Every test runs on burn's CPU backend (flex) and, when a
 //! wgpu adapter exists, on wgpu too (required when `M2C_REQUIRE_GPU_ADAPTER=1`, as in CI).
 //! Tolerance: max abs error ≤ 1e-4 on every element (activations are O(1)–O(15)).
+// Helpers outside #[test] fns panic on broken fixtures on purpose.
+#![allow(clippy::expect_used)]
 
 mod common;
 

@@ -364,23 +364,23 @@ impl Sam3Config {
     pub fn validate(&self) -> Result<(), ModelError> {
         let invalid = |reason: String| Err(ModelError::InvalidConfig { reason });
         let vit = &self.vision_config.backbone_config;
-        if vit.patch_size == 0 || vit.image_size % vit.patch_size != 0 {
+        if vit.patch_size == 0 || !vit.image_size.is_multiple_of(vit.patch_size) {
             return invalid(format!(
                 "image_size {} is not a multiple of patch_size {}",
                 vit.image_size, vit.patch_size
             ));
         }
-        if vit.pretrain_grid() == 0 || vit.pretrain_image_size % vit.patch_size != 0 {
+        if vit.pretrain_grid() == 0 || !vit.pretrain_image_size.is_multiple_of(vit.patch_size) {
             return invalid(format!(
                 "pretrain_image_size {} is not a positive multiple of patch_size",
                 vit.pretrain_image_size
             ));
         }
         check_heads("vision backbone", vit.hidden_size, vit.num_attention_heads)?;
-        if (vit.hidden_size / vit.num_attention_heads) % 4 != 0 {
+        if !(vit.hidden_size / vit.num_attention_heads).is_multiple_of(4) {
             return invalid("ViT head dimension must be a multiple of 4 for axial RoPE".to_owned());
         }
-        if vit.window_size == 0 || vit.hidden_size % 4 != 0 {
+        if vit.window_size == 0 || !vit.hidden_size.is_multiple_of(4) {
             return invalid(
                 "ViT window_size must be positive and hidden_size a multiple of 4".to_owned(),
             );
@@ -426,13 +426,16 @@ impl Sam3Config {
                     c.hidden_size
                 ));
             }
-            if c.hidden_size % 4 != 0 {
+            if !c.hidden_size.is_multiple_of(4) {
                 return invalid(format!("{name} width must be a multiple of 4"));
             }
         }
         let mask = &self.mask_decoder_config;
         check_heads("mask decoder", mask.hidden_size, mask.num_attention_heads)?;
-        if mask.hidden_size != d || mask.hidden_size % 8 != 0 || mask.num_upsampling_stages < 2 {
+        if mask.hidden_size != d
+            || !mask.hidden_size.is_multiple_of(8)
+            || mask.num_upsampling_stages < 2
+        {
             return invalid("mask decoder: width must equal fpn_hidden_size, be a multiple of 8 (GroupNorm), with ≥ 2 stages".to_owned());
         }
         if self.geometry_encoder_config.roi_size == 0 || self.detr_decoder_config.num_queries == 0 {
@@ -448,7 +451,7 @@ enum ConfigJsonError {
 }
 
 fn check_heads(name: &str, width: usize, heads: usize) -> Result<(), ModelError> {
-    if heads == 0 || width == 0 || width % heads != 0 {
+    if heads == 0 || width == 0 || !width.is_multiple_of(heads) {
         return Err(ModelError::InvalidConfig {
             reason: format!("{name}: width {width} is not divisible by {heads} heads"),
         });

@@ -39,7 +39,7 @@ impl PixelDecoder {
 fn upsample_nearest(x: Tensor<4>, h: usize, w: usize) -> Tensor<4> {
     let [b, c, h0, w0] = x.dims();
     assert!(
-        h % h0 == 0 && w % w0 == 0,
+        h.is_multiple_of(h0) && w.is_multiple_of(w0),
         "pixel decoder levels must be integer multiples"
     );
     let (fy, fx) = (h / h0, w / w0);

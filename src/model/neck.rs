@@ -133,7 +133,11 @@ pub fn sine_position_encoding(d: usize, h: usize, w: usize, device: &Device) -> 
     let encode = |position: f32, extent: f32, k: usize| {
         let embed = position / (extent + EPS) * scale;
         let angle = embed / divisors[k];
-        if k % 2 == 0 { angle.sin() } else { angle.cos() }
+        if k.is_multiple_of(2) {
+            angle.sin()
+        } else {
+            angle.cos()
+        }
     };
     let mut values = Vec::with_capacity(d * h * w);
     for k in 0..half {
