@@ -40,13 +40,24 @@ fn eval_reports_hand_computed_dice_and_iou() {
         csv.to_str().unwrap(),
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dice_a = 100.0 / 130.0;
     let iou_a = 50.0 / 80.0;
-    assert!(text.contains(&format!("a\t{dice_a:.4}\t{iou_a:.4}")), "{text}");
+    assert!(
+        text.contains(&format!("a\t{dice_a:.4}\t{iou_a:.4}")),
+        "{text}"
+    );
     assert!(text.contains("b\t1.0000\t1.0000"), "{text}");
     assert!(
-        text.contains(&format!("mean\t{:.4}\t{:.4}", (dice_a + 1.0) / 2.0, (iou_a + 1.0) / 2.0)),
+        text.contains(&format!(
+            "mean\t{:.4}\t{:.4}",
+            (dice_a + 1.0) / 2.0,
+            (iou_a + 1.0) / 2.0
+        )),
         "{text}"
     );
     let rows = std::fs::read_to_string(&csv).unwrap();
@@ -57,7 +68,13 @@ fn eval_reports_hand_computed_dice_and_iou() {
 fn eval_fails_clearly_on_missing_folder_and_size_mismatch() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
-    let out = m2c(&["eval", "--pred", missing.to_str().unwrap(), "--gt", missing.to_str().unwrap()]);
+    let out = m2c(&[
+        "eval",
+        "--pred",
+        missing.to_str().unwrap(),
+        "--gt",
+        missing.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read mask folder"));
 
@@ -68,10 +85,19 @@ fn eval_fails_clearly_on_missing_folder_and_size_mismatch() {
     write_mask(&gt.join("x.png"), 5, 4, |_, _| true);
     write_mask(&pred.join("y.png"), 4, 4, |_, _| true);
     write_mask(&gt.join("y.png"), 4, 4, |_, _| true);
-    let out = m2c(&["eval", "--pred", pred.to_str().unwrap(), "--gt", gt.to_str().unwrap()]);
+    let out = m2c(&[
+        "eval",
+        "--pred",
+        pred.to_str().unwrap(),
+        "--gt",
+        gt.to_str().unwrap(),
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("skipped: x: prediction is 4x4, ground truth 5x4"), "{text}");
+    assert!(
+        text.contains("skipped: x: prediction is 4x4, ground truth 5x4"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -83,5 +109,8 @@ fn eval_of_real_ground_truth_against_itself_is_perfect() {
     let out = m2c(&["eval", "--pred", m, "--gt", m]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("images: 200  mean Dice 1.0000 ± 0.0000"), "{text}");
+    assert!(
+        text.contains("images: 200  mean Dice 1.0000 ± 0.0000"),
+        "{text}"
+    );
 }

@@ -51,7 +51,12 @@ fn help_lists_subcommands() {
 fn doctor_without_any_vulkan_driver_falls_back_to_cpu_and_says_so() {
     let out = m2c(&["doctor"], NO_VULKAN);
     let text = stdout(&out);
-    assert!(out.status.success(), "exit {:?}\n{text}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{text}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(device_line(&text).contains("CPU"), "{text}");
     assert!(text.contains("adapters: none"), "{text}");
     assert!(text.contains("no GPU adapter found"), "{text}");
@@ -79,7 +84,11 @@ fn doctor_on_the_wgpu_path_uses_the_vulkan_adapter() {
         eprintln!("SKIP doctor wgpu path: no Vulkan driver here (install mesa-vulkan-drivers)");
         return;
     }
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = device_line(&text);
     assert!(line.contains("GPU (wgpu/"), "{text}");
     assert!(line.contains("f16 "), "{text}");
@@ -100,7 +109,10 @@ fn doctor_rejects_an_unknown_device() {
     let out = m2c(&["doctor"], &[("M2C_DEVICE", "cuda")]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cuda") && err.contains("gpu, cpu or auto"), "{err}");
+    assert!(
+        err.contains("cuda") && err.contains("gpu, cpu or auto"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -108,7 +120,10 @@ fn doctor_reports_missing_and_wrong_weights() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nowhere").join("model.safetensors");
     let missing_s = missing.to_string_lossy().into_owned();
-    let out = m2c(&["doctor", "--no-check", "--weights", &missing_s], &[("M2C_DEVICE", "cpu")]);
+    let out = m2c(
+        &["doctor", "--no-check", "--weights", &missing_s],
+        &[("M2C_DEVICE", "cpu")],
+    );
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("weights: not found"), "{text}");
@@ -117,7 +132,10 @@ fn doctor_reports_missing_and_wrong_weights() {
     let wrong = dir.path().join("model.safetensors");
     std::fs::write(&wrong, b"this is not a checkpoint at all").unwrap();
     let wrong_s = wrong.to_string_lossy().into_owned();
-    let out = m2c(&["doctor", "--no-check", "--weights", &wrong_s], &[("M2C_DEVICE", "cpu")]);
+    let out = m2c(
+        &["doctor", "--no-check", "--weights", &wrong_s],
+        &[("M2C_DEVICE", "cpu")],
+    );
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("unusable"), "{text}");

@@ -16,7 +16,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("study", &[]),
     ("cli", &["engine", "concept", "annotation", "study"]),
     ("main", &["cli", "app"]),
-    ("lib", &["app", "cli", "concept", "engine", "annotation", "study", "model"]),
+    (
+        "lib",
+        &[
+            "app",
+            "cli",
+            "concept",
+            "engine",
+            "annotation",
+            "study",
+            "model",
+        ],
+    ),
 ];
 
 const UI_CRATES: &[&str] = &["egui", "eframe", "egui_wgpu", "rfd", "winit"];
@@ -55,7 +66,9 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// The top-level module a file under `src/` belongs to.
 fn module_of(rel: &Path) -> String {
-    let mut parts = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned());
+    let mut parts = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned());
     let first = parts.next().unwrap_or_default();
     first.trim_end_matches(".rs").to_owned()
 }
@@ -161,12 +174,36 @@ fn modules_depend_only_in_the_allowed_direction() {
 #[test]
 fn the_checker_catches_each_kind_of_violation() {
     let cases: &[(&str, &str, &str)] = &[
-        ("study/dicom.rs", "use crate::engine::device;", "must not use crate::engine"),
-        ("model/vit.rs", "use crate::{study, app};", "must not use crate::study"),
-        ("engine/worker.rs", "let ui = egui::Context::default();", "egui is only allowed"),
-        ("study/raster.rs", "use burn::tensor::Tensor;", "burn is not allowed"),
-        ("model/sam3.rs", "let d = Device::flex();", "names a backend"),
-        ("concept/search.rs", "let d = burn::backend::Wgpu::default();", "names a backend"),
+        (
+            "study/dicom.rs",
+            "use crate::engine::device;",
+            "must not use crate::engine",
+        ),
+        (
+            "model/vit.rs",
+            "use crate::{study, app};",
+            "must not use crate::study",
+        ),
+        (
+            "engine/worker.rs",
+            "let ui = egui::Context::default();",
+            "egui is only allowed",
+        ),
+        (
+            "study/raster.rs",
+            "use burn::tensor::Tensor;",
+            "burn is not allowed",
+        ),
+        (
+            "model/sam3.rs",
+            "let d = Device::flex();",
+            "names a backend",
+        ),
+        (
+            "concept/search.rs",
+            "let d = burn::backend::Wgpu::default();",
+            "names a backend",
+        ),
     ];
     for (path, line, expected) in cases {
         let v = violations(Path::new(path), line);
@@ -179,5 +216,11 @@ fn the_checker_catches_each_kind_of_violation() {
     assert!(violations(Path::new("app/mod.rs"), "use crate::engine::device;").is_empty());
     assert!(violations(Path::new("engine/device.rs"), "Device::flex()").is_empty());
     assert!(violations(Path::new("annotation/edit.rs"), "use crate::study::Mask;").is_empty());
-    assert!(violations(Path::new("study/x.rs"), "// uses crate::engine in a comment").is_empty());
+    assert!(
+        violations(
+            Path::new("study/x.rs"),
+            "// uses crate::engine in a comment"
+        )
+        .is_empty()
+    );
 }

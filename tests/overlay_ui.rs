@@ -21,8 +21,12 @@ impl eframe::App for ViewerApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let texture = self.texture.get_or_insert_with(|| {
             // A dark grey image: the overlay colour is easy to tell apart.
-            let img = egui::ColorImage::new([SIZE, SIZE], vec![egui::Color32::from_gray(40); SIZE * SIZE]);
-            ui.ctx().load_texture("image", img, egui::TextureOptions::NEAREST)
+            let img = egui::ColorImage::new(
+                [SIZE, SIZE],
+                vec![egui::Color32::from_gray(40); SIZE * SIZE],
+            );
+            ui.ctx()
+                .load_texture("image", img, egui::TextureOptions::NEAREST)
         });
         egui::CentralPanel::default()
             .frame(egui::Frame::NONE)
@@ -65,7 +69,10 @@ fn render(outline: bool) -> image::RgbaImage {
         .with_pixels_per_point(1.0)
         .wgpu()
         .build_eframe(|cc| {
-            let rs = cc.wgpu_render_state.as_ref().expect("kittest provides a wgpu render state");
+            let rs = cc
+                .wgpu_render_state
+                .as_ref()
+                .expect("kittest provides a wgpu render state");
             overlay::register(rs);
             app(outline)
         });
@@ -81,18 +88,35 @@ fn is_green(p: &image::Rgba<u8>) -> bool {
 fn filled_overlay_covers_exactly_the_labelled_square() {
     let img = render(false);
     // The 64 px image is fitted to 256 px: zoom 4, so the square spans [64, 192).
-    assert!(is_green(img.get_pixel(128, 128)), "centre {:?}", img.get_pixel(128, 128));
+    assert!(
+        is_green(img.get_pixel(128, 128)),
+        "centre {:?}",
+        img.get_pixel(128, 128)
+    );
     assert!(is_green(img.get_pixel(66, 66)));
     assert!(is_green(img.get_pixel(189, 189)));
-    assert!(!is_green(img.get_pixel(60, 128)), "left of the square is coloured");
-    assert!(!is_green(img.get_pixel(196, 128)), "right of the square is coloured");
+    assert!(
+        !is_green(img.get_pixel(60, 128)),
+        "left of the square is coloured"
+    );
+    assert!(
+        !is_green(img.get_pixel(196, 128)),
+        "right of the square is coloured"
+    );
     assert!(!is_green(img.get_pixel(10, 10)));
 }
 
 #[test]
 fn outline_overlay_colours_only_the_border() {
     let img = render(true);
-    assert!(is_green(img.get_pixel(66, 128)), "left border {:?}", img.get_pixel(66, 128));
+    assert!(
+        is_green(img.get_pixel(66, 128)),
+        "left border {:?}",
+        img.get_pixel(66, 128)
+    );
     assert!(is_green(img.get_pixel(189, 128)), "right border");
-    assert!(!is_green(img.get_pixel(128, 128)), "interior must stay clear in outline mode");
+    assert!(
+        !is_green(img.get_pixel(128, 128)),
+        "interior must stay clear in outline mode"
+    );
 }

@@ -72,7 +72,10 @@ pub fn render(report: &EnvironmentReport) -> String {
             );
         }
         (Some(path), Some(Err(e))) => {
-            out += &format!("weights: found {} but it is unusable: {e}\n", path.display());
+            out += &format!(
+                "weights: found {} but it is unusable: {e}\n",
+                path.display()
+            );
         }
         _ => {
             out += "weights: not found\n";

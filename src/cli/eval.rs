@@ -70,7 +70,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<i32> {
         let (gt, gw, gh) = read_binary_mask(gt_path)?;
         let (pred, pw, ph) = read_binary_mask(pred_path)?;
         if (gw, gh) != (pw, ph) {
-            problems.push(format!("{stem}: prediction is {pw}x{ph}, ground truth {gw}x{gh}"));
+            problems.push(format!(
+                "{stem}: prediction is {pw}x{ph}, ground truth {gw}x{gh}"
+            ));
             continue;
         }
         rows.push((stem.clone(), overlap(&pred, &gt)));

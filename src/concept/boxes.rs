@@ -77,7 +77,11 @@ impl Xyxy {
             y2: self.y2.max(other.y2),
         }
         .area();
-        if hull > 0.0 { iou - (hull - union) / hull } else { iou }
+        if hull > 0.0 {
+            iou - (hull - union) / hull
+        } else {
+            iou
+        }
     }
 }
 
@@ -103,7 +107,12 @@ mod tests {
 
     #[test]
     fn centre_and_corner_forms_round_trip() {
-        let c = CxCyWh { cx: 0.4, cy: 0.5, w: 0.2, h: 0.6 };
+        let c = CxCyWh {
+            cx: 0.4,
+            cy: 0.5,
+            w: 0.2,
+            h: 0.6,
+        };
         let back = c.to_xyxy().to_cxcywh();
         assert!(c.l1(back) < 1e-6);
     }

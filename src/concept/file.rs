@@ -138,7 +138,10 @@ impl ConceptFile {
 }
 
 fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".tmp");
     path.with_file_name(name)
 }
@@ -157,7 +160,13 @@ pub fn checkpoint_id(header: &[u8], file_bytes: u64) -> String {
     h.update(file_bytes.to_le_bytes());
     h.update(header);
     let digest = h.finalize();
-    format!("sha256:{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!(
+        "sha256:{}",
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
 }
 
 #[cfg(test)]
@@ -208,12 +217,23 @@ mod tests {
         let mut c = concept();
         c.phi.pop();
         c.save(&path).unwrap();
-        assert!(matches!(ConceptFile::load(&path), Err(ConceptError::InvalidConcept { .. })));
+        assert!(matches!(
+            ConceptFile::load(&path),
+            Err(ConceptError::InvalidConcept { .. })
+        ));
         let mut c = concept();
         c.format_version = FORMAT_VERSION + 1;
         c.save(&path).unwrap();
-        assert!(ConceptFile::load(&path).unwrap_err().to_string().contains("newer"));
+        assert!(
+            ConceptFile::load(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("newer")
+        );
         std::fs::write(&path, b"not json").unwrap();
-        assert!(matches!(ConceptFile::load(&path), Err(ConceptError::InvalidConcept { .. })));
+        assert!(matches!(
+            ConceptFile::load(&path),
+            Err(ConceptError::InvalidConcept { .. })
+        ));
     }
 }

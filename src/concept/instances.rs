@@ -36,8 +36,17 @@ impl Instance {
 ///
 /// # Panics
 /// When `mask.len() != width * height` (a caller bug, not user input).
-pub fn connected_components(mask: &[bool], width: usize, height: usize, min_area: usize) -> Vec<Instance> {
-    assert_eq!(mask.len(), width * height, "mask size does not match its dimensions");
+pub fn connected_components(
+    mask: &[bool],
+    width: usize,
+    height: usize,
+    min_area: usize,
+) -> Vec<Instance> {
+    assert_eq!(
+        mask.len(),
+        width * height,
+        "mask size does not match its dimensions"
+    );
     let mut label = vec![0u32; mask.len()];
     let mut out = Vec::new();
     let mut stack = Vec::new();
@@ -56,7 +65,12 @@ pub fn connected_components(mask: &[bool], width: usize, height: usize, min_area
             for dy in -1i64..=1 {
                 for dx in -1i64..=1 {
                     let (nx, ny) = (x as i64 + dx, y as i64 + dy);
-                    if (dx, dy) == (0, 0) || nx < 0 || ny < 0 || nx >= width as i64 || ny >= height as i64 {
+                    if (dx, dy) == (0, 0)
+                        || nx < 0
+                        || ny < 0
+                        || nx >= width as i64
+                        || ny >= height as i64
+                    {
                         continue;
                     }
                     let j = ny as usize * width + nx as usize;
@@ -100,7 +114,10 @@ mod tests {
 
     fn grid(rows: &[&str]) -> (Vec<bool>, usize, usize) {
         let w = rows[0].len();
-        let m = rows.iter().flat_map(|r| r.chars().map(|c| c == '#')).collect();
+        let m = rows
+            .iter()
+            .flat_map(|r| r.chars().map(|c| c == '#'))
+            .collect();
         (m, w, rows.len())
     }
 
@@ -115,7 +132,15 @@ mod tests {
         let inst = connected_components(&m, w, h, 1);
         assert_eq!(inst.len(), 2);
         assert_eq!(inst[0].area, 5); // the 2x2 block plus its diagonal neighbour
-        assert_eq!(inst[0].bbox_px, Xyxy { x1: 0.0, y1: 0.0, x2: 3.0, y2: 3.0 });
+        assert_eq!(
+            inst[0].bbox_px,
+            Xyxy {
+                x1: 0.0,
+                y1: 0.0,
+                x2: 3.0,
+                y2: 3.0
+            }
+        );
         assert_eq!(inst[1].area, 2);
         let n = inst[1].bbox_normalised(w, h);
         assert!((n.cx - 5.5 / 6.0).abs() < 1e-6 && (n.h - 0.5).abs() < 1e-6);

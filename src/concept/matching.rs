@@ -71,8 +71,7 @@ pub fn cost_matrix(
                 .iter()
                 .zip(&class)
                 .map(|(p, c)| {
-                    w.class * c + w.bbox_l1 * p.l1(*t)
-                        - w.giou * p.to_xyxy().giou(t.to_xyxy())
+                    w.class * c + w.bbox_l1 * p.l1(*t) - w.giou * p.to_xyxy().giou(t.to_xyxy())
                 })
                 .collect()
         })
@@ -116,7 +115,9 @@ pub fn hungarian_match(
     for row in &costs {
         for &c in row {
             if !c.is_finite() {
-                return Err(ConceptError::Matching(format!("non-finite matching cost {c}")));
+                return Err(ConceptError::Matching(format!(
+                    "non-finite matching cost {c}"
+                )));
             }
             flat.push((c * COST_SCALE).round() as i64);
         }
@@ -156,7 +157,9 @@ mod tests {
 
     /// Small deterministic pseudo-random generator (no rand dependency needed).
     fn lcg(state: &mut u64) -> f32 {
-        *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((*state >> 33) as f32) / (1u64 << 31) as f32
     }
 
@@ -180,7 +183,10 @@ mod tests {
             let costs = cost_matrix(&logits, &boxes, &gts, &w);
             let total: f32 = m.iter().map(|p| costs[p.target][p.query]).sum();
             let best = brute_force(&costs);
-            assert!((total - best).abs() < 1e-3, "case {case}: {total} vs optimum {best}");
+            assert!(
+                (total - best).abs() < 1e-3,
+                "case {case}: {total} vs optimum {best}"
+            );
             let mut qs: Vec<usize> = m.iter().map(|p| p.query).collect();
             qs.dedup();
             assert_eq!(qs.len(), targets, "queries must be distinct");
@@ -189,10 +195,32 @@ mod tests {
 
     #[test]
     fn a_query_on_the_target_wins() {
-        let t = CxCyWh { cx: 0.5, cy: 0.5, w: 0.2, h: 0.2 };
-        let far = CxCyWh { cx: 0.1, cy: 0.1, w: 0.1, h: 0.1 };
-        let m = hungarian_match(&[0.0, 0.0, 0.0], &[far, t, far], &[t], &MatchCostWeights::default()).unwrap();
-        assert_eq!(m, vec![Match { query: 1, target: 0 }]);
+        let t = CxCyWh {
+            cx: 0.5,
+            cy: 0.5,
+            w: 0.2,
+            h: 0.2,
+        };
+        let far = CxCyWh {
+            cx: 0.1,
+            cy: 0.1,
+            w: 0.1,
+            h: 0.1,
+        };
+        let m = hungarian_match(
+            &[0.0, 0.0, 0.0],
+            &[far, t, far],
+            &[t],
+            &MatchCostWeights::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            m,
+            vec![Match {
+                query: 1,
+                target: 0
+            }]
+        );
     }
 
     #[test]
@@ -202,7 +230,12 @@ mod tests {
 
     #[test]
     fn rejects_more_targets_than_queries() {
-        let b = CxCyWh { cx: 0.5, cy: 0.5, w: 0.1, h: 0.1 };
+        let b = CxCyWh {
+            cx: 0.5,
+            cy: 0.5,
+            w: 0.1,
+            h: 0.1,
+        };
         assert!(hungarian_match(&[0.0], &[b], &[b, b], &MatchCostWeights::default()).is_err());
     }
 }

@@ -21,7 +21,10 @@ pub fn overlap(pred: &[bool], gt: &[bool]) -> Overlap {
         g += usize::from(b);
     }
     if p + g == 0 {
-        return Overlap { dice: 1.0, iou: 1.0 };
+        return Overlap {
+            dice: 1.0,
+            iou: 1.0,
+        };
     }
     let union = p + g - inter;
     Overlap {
@@ -49,8 +52,20 @@ mod tests {
     fn hand_computed_overlaps() {
         let o = overlap(&[true, true, false, false], &[true, false, true, false]);
         assert!((o.dice - 0.5).abs() < 1e-12 && (o.iou - 1.0 / 3.0).abs() < 1e-12);
-        assert_eq!(overlap(&[false; 3], &[false; 3]), Overlap { dice: 1.0, iou: 1.0 });
-        assert_eq!(overlap(&[true, false], &[false, false]), Overlap { dice: 0.0, iou: 0.0 });
+        assert_eq!(
+            overlap(&[false; 3], &[false; 3]),
+            Overlap {
+                dice: 1.0,
+                iou: 1.0
+            }
+        );
+        assert_eq!(
+            overlap(&[true, false], &[false, false]),
+            Overlap {
+                dice: 0.0,
+                iou: 0.0
+            }
+        );
     }
 
     #[test]

@@ -60,7 +60,9 @@ pub fn band_entropy(prob: &[f32], cfg: &HueConfig) -> f32 {
     let (sum, n) = prob
         .iter()
         .filter(|&&p| p > cfg.band_low && p < cfg.band_high)
-        .fold((0.0f64, 0usize), |(s, n), &p| (s + f64::from(binary_entropy(p)), n + 1));
+        .fold((0.0f64, 0usize), |(s, n), &p| {
+            (s + f64::from(binary_entropy(p)), n + 1)
+        });
     if n == 0 { 0.0 } else { (sum / n as f64) as f32 }
 }
 
@@ -71,13 +73,22 @@ pub fn mask_iou(a: &[bool], b: &[bool]) -> f32 {
         inter += usize::from(x && y);
         union += usize::from(x || y);
     }
-    if union == 0 { 1.0 } else { inter as f32 / union as f32 }
+    if union == 0 {
+        1.0
+    } else {
+        inter as f32 / union as f32
+    }
 }
 
 /// HUE of one image. `prob` is the concept's probability map (max over kept instances),
 /// `concept_mask` its thresholded mask, `box_mask` the mask from the box-prompted pass (`None`
 /// when the concept produced no boxes). All slices are the same image, row-major.
-pub fn hue(prob: &[f32], concept_mask: &[bool], box_mask: Option<&[bool]>, cfg: &HueConfig) -> HueScore {
+pub fn hue(
+    prob: &[f32],
+    concept_mask: &[bool],
+    box_mask: Option<&[bool]>,
+    cfg: &HueConfig,
+) -> HueScore {
     if !concept_mask.iter().any(|&m| m) {
         return HueScore {
             entropy: band_entropy(prob, cfg),
@@ -123,7 +134,12 @@ mod tests {
         assert!((s.consistency_iou - 0.75).abs() < 1e-6);
         assert!((s.score - (std::f32::consts::LN_2 + 0.25)).abs() < 1e-5);
         assert!(!s.easy);
-        let s = hue(&[0.99, 0.99, 0.99, 0.99, 0.01], &concept, Some(&concept), &cfg);
+        let s = hue(
+            &[0.99, 0.99, 0.99, 0.99, 0.01],
+            &concept,
+            Some(&concept),
+            &cfg,
+        );
         assert_eq!(s.score, 0.0);
         assert!(s.easy);
     }

@@ -119,7 +119,11 @@ pub struct AdapterSummary {
 }
 
 impl AdapterSummary {
-    fn from_info(info: &wgpu::AdapterInfo, features: wgpu::Features, limits: &wgpu::Limits) -> Self {
+    fn from_info(
+        info: &wgpu::AdapterInfo,
+        features: wgpu::Features,
+        limits: &wgpu::Limits,
+    ) -> Self {
         let kind = match info.device_type {
             wgpu::DeviceType::DiscreteGpu => AdapterKind::DiscreteGpu,
             wgpu::DeviceType::IntegratedGpu => AdapterKind::IntegratedGpu,
@@ -131,7 +135,9 @@ impl AdapterSummary {
             name: info.name.clone(),
             api: format!("{:?}", info.backend),
             kind,
-            driver: format!("{} {}", info.driver, info.driver_info).trim().to_owned(),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_owned(),
             shader_f16: features.contains(wgpu::Features::SHADER_F16),
             max_buffer_bytes: limits.max_storage_buffer_binding_size.into(),
         }
@@ -220,16 +226,20 @@ pub fn plan(preference: DevicePreference, adapters: Vec<AdapterSummary>) -> Devi
         ),
         (DevicePreference::Gpu, Some(a)) => (
             BackendChoice::Wgpu,
-            format!("{DEVICE_ENV}=gpu asks for wgpu; best adapter is a {}", a.kind),
+            format!(
+                "{DEVICE_ENV}=gpu asks for wgpu; best adapter is a {}",
+                a.kind
+            ),
         ),
         (DevicePreference::Gpu, None) => (
             BackendChoice::Cpu,
-            format!("{DEVICE_ENV}=gpu asks for wgpu but no adapter was found; using the CPU backend"),
+            format!(
+                "{DEVICE_ENV}=gpu asks for wgpu but no adapter was found; using the CPU backend"
+            ),
         ),
-        (DevicePreference::Auto, Some(a)) if a.is_hardware() => (
-            BackendChoice::Wgpu,
-            format!("a {} is present", a.kind),
-        ),
+        (DevicePreference::Auto, Some(a)) if a.is_hardware() => {
+            (BackendChoice::Wgpu, format!("a {} is present", a.kind))
+        }
         (DevicePreference::Auto, Some(a)) => (
             BackendChoice::Cpu,
             format!(
@@ -339,8 +349,14 @@ mod tests {
 
     #[test]
     fn parses_preferences_and_rejects_garbage() {
-        assert_eq!(DevicePreference::parse("GPU").unwrap(), DevicePreference::Gpu);
-        assert_eq!(DevicePreference::parse(" cpu ").unwrap(), DevicePreference::Cpu);
+        assert_eq!(
+            DevicePreference::parse("GPU").unwrap(),
+            DevicePreference::Gpu
+        );
+        assert_eq!(
+            DevicePreference::parse(" cpu ").unwrap(),
+            DevicePreference::Cpu
+        );
         assert_eq!(DevicePreference::parse("").unwrap(), DevicePreference::Auto);
         let err = DevicePreference::parse("cuda").unwrap_err();
         assert!(err.to_string().contains("\"cuda\""), "{err}");
@@ -350,7 +366,10 @@ mod tests {
     fn auto_takes_a_hardware_gpu() {
         let p = plan(
             DevicePreference::Auto,
-            vec![adapter(AdapterKind::DiscreteGpu), adapter(AdapterKind::Software)],
+            vec![
+                adapter(AdapterKind::DiscreteGpu),
+                adapter(AdapterKind::Software),
+            ],
         );
         assert_eq!(p.backend, BackendChoice::Wgpu);
         assert_eq!(p.adapter.unwrap().kind, AdapterKind::DiscreteGpu);
@@ -382,7 +401,10 @@ mod tests {
 
     #[test]
     fn cpu_preference_wins_over_a_gpu() {
-        let p = plan(DevicePreference::Cpu, vec![adapter(AdapterKind::DiscreteGpu)]);
+        let p = plan(
+            DevicePreference::Cpu,
+            vec![adapter(AdapterKind::DiscreteGpu)],
+        );
         assert_eq!(p.backend, BackendChoice::Cpu);
     }
 }

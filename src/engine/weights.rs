@@ -40,7 +40,10 @@ pub fn default_locations() -> Vec<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| home_dir().map(|h| h.join(".cache").join("huggingface")));
     if let Some(hf) = hf_home {
-        let snapshots = hf.join("hub").join("models--facebook--sam3").join("snapshots");
+        let snapshots = hf
+            .join("hub")
+            .join("models--facebook--sam3")
+            .join("snapshots");
         let mut snaps: Vec<PathBuf> = std::fs::read_dir(&snapshots)
             .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
             .unwrap_or_default();
@@ -119,8 +122,8 @@ pub fn inspect_checkpoint(path: &Path) -> Result<CheckpointSummary, EngineError>
     file.take(header_len)
         .read_to_end(&mut header)
         .map_err(read_err)?;
-    let json: serde_json::Value = serde_json::from_slice(&header)
-        .map_err(|e| invalid(format!("header is not JSON: {e}")))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|e| invalid(format!("header is not JSON: {e}")))?;
     let Some(entries) = json.as_object() else {
         return Err(invalid("header is not a JSON object".to_owned()));
     };
@@ -143,7 +146,9 @@ pub fn inspect_checkpoint(path: &Path) -> Result<CheckpointSummary, EngineError>
             .and_then(|o| o.get(1))
             .and_then(serde_json::Value::as_u64);
         let (Some(dtype), Some(end)) = (dtype, end) else {
-            return Err(invalid(format!("tensor {name:?} lacks dtype or data_offsets")));
+            return Err(invalid(format!(
+                "tensor {name:?} lacks dtype or data_offsets"
+            )));
         };
         if end > data_bytes {
             return Err(invalid(format!(
@@ -210,7 +215,8 @@ mod tests {
         let mut f = File::create(&path).unwrap();
         f.write_all(&(header.len() as u64).to_le_bytes()).unwrap();
         f.write_all(&header).unwrap();
-        f.write_all(&vec![0u8; names.len() * 8 - truncate_by]).unwrap();
+        f.write_all(&vec![0u8; names.len() * 8 - truncate_by])
+            .unwrap();
         path
     }
 
@@ -223,7 +229,10 @@ mod tests {
             0,
         );
         let s = inspect_checkpoint(&path).unwrap();
-        assert_eq!((s.tensors, s.detector_tensors, s.tracker_tensors), (3, 2, 1));
+        assert_eq!(
+            (s.tensors, s.detector_tensors, s.tracker_tensors),
+            (3, 2, 1)
+        );
         assert_eq!(s.dtypes.get("F32"), Some(&3));
     }
 

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 pub fn shared_dir(what: &str) -> Option<PathBuf> {
     let candidate = match std::env::var_os("M2C_SHARED") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("shared"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("shared"),
     };
     if candidate.is_dir() {
         Some(candidate)
