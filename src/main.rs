@@ -30,7 +30,13 @@ fn main() -> ExitCode {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,m2c=info"));
+        // wgpu_hal reports every graphics API it probes and cannot open (EGL without a GPU,
+        // a Vulkan loader without drivers) as an error; those are expected during adapter
+        // discovery and `m2c doctor` explains the outcome, so they stay quiet unless asked for
+        // with RUST_LOG.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("warn,m2c=info,wgpu_hal=off,wgpu_core=error")
+        });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
