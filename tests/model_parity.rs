@@ -680,3 +680,97 @@ fn gradient_wrt_text_features_matches_reference() {
         );
     }
 }
+
+/// Records every parameter as (HF key, PyTorch shape) without materialising it.
+#[derive(Default)]
+struct HfLayout {
+    path: Vec<String>,
+    containers: Vec<String>,
+    shapes: std::collections::BTreeMap<String, Vec<usize>>,
+}
+
+impl burn::module::ModuleVisitor for HfLayout {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.push(name.to_owned());
+        self.containers.push(container_type.to_owned());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+        self.containers.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        let mut shape = param.lazy_shape().to_vec();
+        let owner = self
+            .containers
+            .iter()
+            .rev()
+            .find(|c| c.starts_with("Struct:"))
+            .cloned()
+            .unwrap_or_default();
+        let mut path = self.path.clone();
+        if let Some(last) = path.last_mut() {
+            match (owner.as_str(), last.as_str()) {
+                ("Struct:Linear", "weight") => shape.reverse(),
+                ("Struct:LayerNorm" | "Struct:GroupNorm", "gamma") => *last = "weight".to_owned(),
+                ("Struct:LayerNorm" | "Struct:GroupNorm", "beta") => *last = "bias".to_owned(),
+                _ => {}
+            }
+        }
+        self.shapes.insert(
+            path.join(".").replace("scale_layers_", "scale_layers."),
+            shape,
+        );
+    }
+}
+
+/// The full preset builds exactly the tensors (names and shapes) of HF `Sam3Model`, i.e. the
+/// `detector_model.*` part of `facebook/sam3` (listing: `design/sam3-hf-state-dict.txt` §B).
+#[test]
+fn full_preset_matches_hf_checkpoint_layout() {
+    use burn::module::Module as _;
+    let Some(listing) = common::shared_path("design/sam3-hf-state-dict.txt") else {
+        return;
+    };
+    let text = std::fs::read_to_string(listing).expect("listing");
+    let expected: std::collections::BTreeMap<String, Vec<usize>> = text
+        .lines()
+        .skip_while(|line| !line.starts_with("SECTION B."))
+        .skip(1)
+        .take_while(|line| !line.starts_with("SECTION C."))
+        .filter(|line| !line.starts_with('#') && !line.starts_with('='))
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            let key = fields.next()?.to_owned();
+            let dims = fields.next()?.trim_matches(|c| c == '[' || c == ']');
+            let shape = dims
+                .split(", ")
+                .filter(|d| !d.is_empty())
+                .map(|d| d.parse().expect("dim"))
+                .collect();
+            Some((key, shape))
+        })
+        .collect();
+    assert_eq!(expected.len(), 1468, "listing section B");
+    let model = Sam3Config::full().init(&cpu_device());
+    let mut layout = HfLayout::default();
+    model.visit(&mut layout);
+    let missing: Vec<&String> = expected
+        .keys()
+        .filter(|k| !layout.shapes.contains_key(*k))
+        .collect();
+    let extra: Vec<&String> = layout
+        .shapes
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .collect();
+    let wrong: Vec<(&String, &Vec<usize>, &Vec<usize>)> = expected
+        .iter()
+        .filter_map(|(k, e)| layout.shapes.get(k).filter(|a| *a != e).map(|a| (k, a, e)))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && wrong.is_empty(),
+        "missing {missing:?}\nextra {extra:?}\nwrong {wrong:?}"
+    );
+}
