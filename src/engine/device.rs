@@ -139,7 +139,7 @@ impl AdapterSummary {
                 .trim()
                 .to_owned(),
             shader_f16: features.contains(wgpu::Features::SHADER_F16),
-            max_buffer_bytes: limits.max_storage_buffer_binding_size.into(),
+            max_buffer_bytes: limits.max_storage_buffer_binding_size,
         }
     }
 

@@ -7,6 +7,7 @@
 pub mod device;
 pub mod environment;
 pub mod error;
+pub mod paths;
 pub mod weights;
 
 pub use error::EngineError;

@@ -11,6 +11,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use super::error::EngineError;
+use super::paths::{home_dir, m2c_data_dir};
 
 /// Environment variable naming the checkpoint file or its folder.
 pub const WEIGHTS_ENV: &str = "M2C_WEIGHTS";
@@ -33,8 +34,8 @@ pub struct WeightsSearch {
 /// (`$HF_HOME/hub/models--facebook--sam3/snapshots/*/`, default `~/.cache/huggingface`).
 pub fn default_locations() -> Vec<PathBuf> {
     let mut out = Vec::new();
-    if let Some(data) = user_data_dir() {
-        out.push(data.join("m2c").join("sam3").join(CHECKPOINT_FILE));
+    if let Some(data) = m2c_data_dir() {
+        out.push(data.join("sam3").join(CHECKPOINT_FILE));
     }
     let hf_home = std::env::var_os("HF_HOME")
         .map(PathBuf::from)
@@ -175,26 +176,6 @@ pub fn inspect_checkpoint(path: &Path) -> Result<CheckpointSummary, EngineError>
         });
     }
     Ok(summary)
-}
-
-fn home_dir() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .or_else(|| std::env::var_os("USERPROFILE"))
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-}
-
-fn user_data_dir() -> Option<PathBuf> {
-    if cfg!(target_os = "windows") {
-        return std::env::var_os("APPDATA").map(PathBuf::from);
-    }
-    if cfg!(target_os = "macos") {
-        return home_dir().map(|h| h.join("Library").join("Application Support"));
-    }
-    std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| home_dir().map(|h| h.join(".local").join("share")))
 }
 
 #[cfg(test)]

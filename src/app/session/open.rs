@@ -59,23 +59,7 @@ pub fn fallback_dir(data_dir: &Path, study: &Path) -> PathBuf {
 /// The per-user data folder of m2c (`$XDG_DATA_HOME/m2c`, `~/.local/share/m2c`, or the
 /// platform's equivalent).
 pub fn user_data_dir() -> Option<PathBuf> {
-    let home = || {
-        std::env::var_os("HOME")
-            .or_else(|| std::env::var_os("USERPROFILE"))
-            .filter(|h| !h.is_empty())
-            .map(PathBuf::from)
-    };
-    let base = if cfg!(target_os = "windows") {
-        std::env::var_os("APPDATA").map(PathBuf::from)
-    } else if cfg!(target_os = "macos") {
-        home().map(|h| h.join("Library").join("Application Support"))
-    } else {
-        std::env::var_os("XDG_DATA_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| home().map(|h| h.join(".local").join("share")))
-    };
-    base.map(|b| b.join("m2c"))
+    crate::engine::paths::m2c_data_dir()
 }
 
 /// Whether a new project may be created beside `study`: neither the study nor the folder
