@@ -1,7 +1,11 @@
 //! The real app driven headless through egui_kittest: empty state, start-up status, opening a
 //! study by drag and drop, the shortcut help. Renders through wgpu (lavapipe in CI) for the
 //! snapshot.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers panic on setup failure")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers panic on setup failure"
+)]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

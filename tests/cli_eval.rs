@@ -1,5 +1,9 @@
 //! `m2c eval` on generated masks with hand-computed scores, and on the real Kvasir ground truth.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers panic on setup failure")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers panic on setup failure"
+)]
 
 mod common;
 

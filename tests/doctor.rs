@@ -1,6 +1,10 @@
 //! `m2c doctor` and `m2c --help`, run as the real binary: on the wgpu path (a Vulkan driver,
 //! Mesa's lavapipe in CI) and on a machine without any Vulkan driver (CPU fallback).
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers panic on setup failure")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers panic on setup failure"
+)]
 
 use std::path::Path;
 use std::process::{Command, Output};

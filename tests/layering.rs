@@ -3,7 +3,11 @@
 //! `cli → engine, concept, annotation, study`; `study` uses nothing of ours), egui/eframe/rfd appear
 //! only under `app/`, burn never reaches `app/`, `study/` or `annotation/`, and only
 //! `engine/device.rs` names a concrete burn backend.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers panic on setup failure")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers panic on setup failure"
+)]
 
 use std::path::{Path, PathBuf};
 

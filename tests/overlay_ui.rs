@@ -1,7 +1,11 @@
 //! The image viewer with its GPU mask overlay (`shaders/mask_overlay.wgsl` through an
 //! egui_wgpu paint callback), rendered headless on wgpu (lavapipe in CI): the label colour
 //! must appear inside the labelled square and nowhere else, fill and outline modes.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers panic on setup failure")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers panic on setup failure"
+)]
 
 use std::sync::Arc;
 

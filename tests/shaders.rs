@@ -1,6 +1,10 @@
 //! Every WGSL shader in `shaders/` parses and validates with naga, so a broken shader fails
 //! CI without a GPU.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers panic on setup failure")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers panic on setup failure"
+)]
 
 use std::path::PathBuf;
 
