@@ -1,6 +1,6 @@
 //! Bad input gives typed errors that name the file, never a panic: empty files, wrong magic,
-//! truncated DICOM and PNG, missing pixel data, sizes that change within a series, zero-sized
-//! images.
+//! truncated DICOM (a value cut short is a declared length past the end of the file) and PNG,
+//! missing pixel data, sizes that change within a series, zero-sized images.
 
 mod dicom_gen;
 
@@ -82,7 +82,9 @@ fn truncated_dicom_fails_with_a_typed_error_naming_the_file() {
         assert!(
             matches!(
                 err,
-                StudyError::ParseDicom { .. } | StudyError::PixelDataLength { .. }
+                StudyError::ParseDicom { .. }
+                    | StudyError::PixelDataLength { .. }
+                    | StudyError::DeclaredLengthExceedsFile { .. }
             ),
             "cut {cut}: {err:?}"
         );

@@ -40,6 +40,22 @@ pub enum StudyError {
         #[source]
         source: Box<dicom_object::ReadError>,
     },
+    /// A DICOM element, item or fragment declares more bytes than the file holds after its
+    /// header: a truncated or crafted file. Checked before the DICOM parser allocates the
+    /// declared length. `offset` is the header's byte offset in the file (in the inflated
+    /// data set for deflated transfer syntaxes).
+    #[error(
+        "DICOM element {tag} at byte {offset} declares {declared} bytes but only {available} \
+         follow: {}",
+        path.display()
+    )]
+    DeclaredLengthExceedsFile {
+        path: PathBuf,
+        tag: dicom_object::Tag,
+        offset: u64,
+        declared: u64,
+        available: u64,
+    },
     /// A required DICOM attribute is absent.
     #[error("missing DICOM attribute {attribute}: {}", path.display())]
     MissingAttribute {
@@ -166,6 +182,7 @@ impl StudyError {
             | Self::NotAnImage { path, .. }
             | Self::DuplicateInstance { path, .. }
             | Self::ParseDicom { path, .. }
+            | Self::DeclaredLengthExceedsFile { path, .. }
             | Self::MissingAttribute { path, .. }
             | Self::InvalidAttribute { path, .. }
             | Self::MissingPixelData { path }

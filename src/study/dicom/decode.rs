@@ -101,6 +101,7 @@ impl ImageInfo {
 
 /// Decodes `frames` (indices into the file's frames) of one DICOM file, opening it once.
 pub(crate) fn decode_frames(path: &Path, frames: &[u32]) -> Result<Vec<Slice>> {
+    super::guard::check(path, super::Extent::Whole)?;
     let obj = dicom_object::open_file(path).map_err(|source| StudyError::ParseDicom {
         path: path.to_path_buf(),
         source: Box::new(source),

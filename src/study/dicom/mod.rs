@@ -5,6 +5,7 @@
 //! SeriesInstanceUID/SOPInstanceUID, which are used for grouping only.
 
 mod decode;
+mod guard;
 mod syntax;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use dicom_object::mem::InMemElement;
 use dicom_object::{InMemDicomObject, OpenFileOptions, Tag};
 
 pub(crate) use decode::decode_frames;
+use guard::Extent;
 pub(crate) use syntax::transfer_syntax_name;
 
 use crate::study::geometry::SlicePlacement;
@@ -43,6 +45,7 @@ pub(crate) struct DicomHeader {
 
 /// Reads the header of a DICOM file up to (not including) Pixel Data.
 pub(crate) fn read_header(path: &Path) -> Result<DicomHeader> {
+    guard::check(path, Extent::UntilPixelData)?;
     let obj = OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
