@@ -1,14 +1,17 @@
 //! CLIP byte-level BPE tokenizer for SAM3 prompts (official `tokenizer_ve.py` `SimpleTokenizer`;
 //! HF `CLIPTokenizerFast` as used by `Sam3Processor`), spec §5.1.
 //!
-//! Reads the HF files of the checkpoint folder: `vocab.json` + `merges.txt`, or `tokenizer.json`.
-//! Text → `[SOT] + bpe(text) + [EOT]`, right-padded (HF pads with EOT) or truncated to the context
-//! length with EOT forced last; validity marks SOT..EOT. Cleaning: HTML entities, whitespace
+//! Reads the HF files of the checkpoint folder (`vocab.json` + `merges.txt`, or `tokenizer.json`),
+//! or OpenAI's `bpe_simple_vocab_16e6.txt.gz` compiled into the binary ([`ClipTokenizer::bundled`]).
+//! Text → `[SOT] + bpe(text) + [EOT]`, right-padded (HF pads with EOT, the official tokenizer with
+//! 0) or truncated to the context length with EOT forced last; validity marks SOT..EOT. Cleaning: HTML entities, whitespace
 //! collapse, lower-case (ftfy's mojibake repair is not reproduced).
 
 use std::collections::HashMap;
+use std::io::Read as _;
 use std::path::Path;
 
+use flate2::read::GzDecoder;
 use serde::Deserialize;
 
 use super::error::ModelError;
@@ -16,6 +19,18 @@ use super::error::ModelError;
 const START: &str = "<|startoftext|>";
 const END: &str = "<|endoftext|>";
 const WORD_END: &str = "</w>";
+
+/// SAM3's text context length (official and HF).
+pub const SAM3_CONTEXT: usize = 32;
+
+/// OpenAI's CLIP merge list (MIT, via open_clip_torch; see `assets/clip/README.md`).
+const BUNDLED_VOCAB_GZ: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/assets/clip/bpe_simple_vocab_16e6.txt.gz"
+));
+const BUNDLED_NAME: &str = "assets/clip/bpe_simple_vocab_16e6.txt.gz";
+/// Merges used by CLIP: `merges[1:49152-256-2+1]` in `simple_tokenizer.py`.
+const OPENAI_MERGES: usize = 49152 - 256 - 2;
 
 /// Token ids of one prompt padded to the context length, with their validity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +47,7 @@ pub struct ClipTokenizer {
     byte_chars: [char; 256],
     start_id: i64,
     end_id: i64,
+    pad_id: i64,
     context: usize,
 }
 
@@ -73,6 +89,56 @@ impl ClipTokenizer {
             .filter(|line| !line.starts_with("#version") && !line.trim().is_empty())
             .map(|line| Merge::Joined(line.to_owned()));
         Self::build(vocab, merges, context, merges_path)
+    }
+
+    /// OpenAI's CLIP vocabulary compiled into the binary, as SAM3's `tokenizer_ve.py` builds it:
+    /// context [`SAM3_CONTEXT`], SOT 49406, EOT 49407, padding 0 (`!`, always masked).
+    pub fn bundled() -> Result<Self, ModelError> {
+        let mut text = String::new();
+        GzDecoder::new(BUNDLED_VOCAB_GZ)
+            .read_to_string(&mut text)
+            .map_err(|e| ModelError::Tokenizer {
+                path: BUNDLED_NAME.into(),
+                reason: e.to_string(),
+            })?;
+        let mut tokenizer = Self::from_openai_bpe(&text, SAM3_CONTEXT, Path::new(BUNDLED_NAME))?;
+        tokenizer.pad_id = 0;
+        Ok(tokenizer)
+    }
+
+    /// From the text of OpenAI's `bpe_simple_vocab_16e6.txt` (a header line, then merges).
+    /// Vocabulary: the 256 byte symbols, the same with `</w>`, the merged pairs, SOT, EOT.
+    fn from_openai_bpe(text: &str, context: usize, path: &Path) -> Result<Self, ModelError> {
+        let merges: Vec<&str> = text.lines().skip(1).take(OPENAI_MERGES).collect();
+        if merges.len() < OPENAI_MERGES {
+            return Err(ModelError::Tokenizer {
+                path: path.to_owned(),
+                reason: format!("{} merges, expected {OPENAI_MERGES}", merges.len()),
+            });
+        }
+        // `bytes_to_unicode().values()` order is ascending code point
+        let mut symbols = byte_chars();
+        symbols.sort_unstable();
+        let mut tokens: Vec<String> = symbols.iter().map(char::to_string).collect();
+        tokens.extend(symbols.iter().map(|c| format!("{c}{WORD_END}")));
+        tokens.extend(merges.iter().map(|m| m.replace(' ', "")));
+        tokens.extend([START.to_owned(), END.to_owned()]);
+        let mut vocab = HashMap::with_capacity(tokens.len());
+        for (id, token) in (0i64..).zip(tokens) {
+            vocab.insert(token, id);
+        }
+        let merges = merges.into_iter().map(|m| Merge::Joined(m.to_owned()));
+        Self::build(vocab, merges, context, path)
+    }
+
+    /// Number of vocabulary entries.
+    pub fn vocab_size(&self) -> usize {
+        self.vocab.len()
+    }
+
+    /// Context length every [`Tokens`] is padded or truncated to.
+    pub fn context(&self) -> usize {
+        self.context
     }
 
     /// From an HF `tokenizer.json` (BPE model).
@@ -132,6 +198,7 @@ impl ClipTokenizer {
             byte_chars: byte_chars(),
             start_id,
             end_id,
+            pad_id: end_id,
             context,
         })
     }
@@ -158,7 +225,8 @@ impl ClipTokenizer {
         ids
     }
 
-    /// `[SOT] + bpe(text) + [EOT]`, truncated (EOT forced last) or padded with EOT to the context.
+    /// `[SOT] + bpe(text) + [EOT]`, truncated (EOT forced last) or padded to the context (with
+    /// EOT for HF files, 0 for [`Self::bundled`]).
     pub fn tokenize(&self, text: &str) -> Tokens {
         let mut ids = vec![self.start_id];
         ids.extend(self.encode(text));
@@ -170,7 +238,7 @@ impl ClipTokenizer {
             }
         }
         let n = ids.len();
-        ids.resize(self.context, self.end_id);
+        ids.resize(self.context, self.pad_id);
         Tokens {
             ids,
             valid: (0..self.context).map(|i| i < n).collect(),
