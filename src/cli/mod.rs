@@ -4,6 +4,7 @@
 
 mod doctor;
 mod eval;
+mod parity;
 pub mod study;
 
 use std::path::PathBuf;
@@ -47,6 +48,9 @@ pub enum Command {
     Export(study::ExportArgs),
     /// Dice and IoU of predicted masks against ground truth, per image and on average.
     Eval(eval::EvalArgs),
+    /// Compare the SAM3 implementation with HF reference fixtures, tensor by tensor, on the
+    /// chosen device.
+    Parity(parity::ParityArgs),
 }
 
 fn parse_device(value: &str) -> Result<DevicePreference, String> {
@@ -60,5 +64,6 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
         Command::Info(args) => study::info(args).map(|()| 0),
         Command::Export(args) => study::export(args).map(|()| 0),
         Command::Eval(args) => eval::run(args),
+        Command::Parity(args) => parity::run(cli, args),
     }
 }
