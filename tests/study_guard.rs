@@ -225,3 +225,31 @@ fn huge_length_in_a_deflated_data_set_is_refused() {
         assert_overrun(err, &path, tag, offset, u64::MAX);
     }
 }
+
+/// dicom-parser reads a binary value in whole numbers (an FL of 6 bytes reads 4), so the next
+/// header starts inside the declared value. The guard follows the parser there: found by the
+/// dicom_reader fuzz target.
+#[test]
+fn ragged_binary_value_is_followed_the_way_the_parser_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = fixture(dir.path(), dicom_gen::EXPLICIT_LE);
+    let group_length = u32::from_le_bytes(bytes[140..144].try_into().unwrap()) as usize;
+    let data_set = 144 + group_length;
+    // (0009,1001) FL, 6 bytes: one float, then the first half of the header the parser reads
+    // next, (0009,1002) OB with a huge length.
+    let mut blob = vec![0x09, 0x00, 0x01, 0x10, b'F', b'L', 6, 0];
+    blob.extend_from_slice(&1.0f32.to_le_bytes());
+    blob.extend_from_slice(&[0x09, 0x00, 0x02, 0x10, b'O', b'B', 0, 0]);
+    blob.extend_from_slice(&HUGE.to_le_bytes());
+    let mut bad = bytes[..data_set].to_vec();
+    bad.extend_from_slice(&blob);
+    bad.extend_from_slice(&bytes[data_set..]);
+    let path = dir.path().join("ragged.dcm");
+    std::fs::write(&path, &bad).unwrap();
+    let found = study::discover(&path);
+    let [err] = found.skipped.as_slice() else {
+        panic!("{:?}", found.skipped);
+    };
+    let offset = (data_set + 12) as u64;
+    assert_overrun(err, &path, Tag(0x0009, 0x1002), offset, bad.len() as u64);
+}

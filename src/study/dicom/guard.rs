@@ -134,10 +134,13 @@ impl<R: Read> Skip for DeflateDecoder<R> {
     }
 }
 
-/// An open container: a sequence or an item, with its end offset when its length is defined.
+/// An open container: a sequence or an item, with its end (a parser position) when its
+/// length is defined.
 struct Container {
     item: bool,
     pixel_data: bool,
+    /// Encapsulated pixel data before its first item (the basic offset table).
+    offset_table_next: bool,
     end: Option<u64>,
 }
 
@@ -145,6 +148,10 @@ struct Input<R> {
     reader: R,
     /// Offset of the next byte, counted from the start of the input.
     pos: u64,
+    /// dicom-parser's `position`, which sequence and item ends are measured against: it
+    /// advances by a value's declared length even where fewer bytes were read (see
+    /// [`value_unit`]).
+    logical: u64,
     /// Length of the input when known (a plain file); `None` for an inflated stream.
     len: Option<u64>,
     explicit: bool,
@@ -157,6 +164,7 @@ impl<R: Skip> Input<R> {
         Self {
             reader,
             pos: 0,
+            logical: 0,
             len,
             explicit: true,
             big_endian: false,
@@ -166,6 +174,7 @@ impl<R: Skip> Input<R> {
     fn read_exact(&mut self, buf: &mut [u8]) -> Flow {
         self.reader.read_exact(buf)?;
         self.pos += buf.len() as u64;
+        self.logical += buf.len() as u64;
         Ok(())
     }
 
@@ -217,34 +226,38 @@ impl<R: Skip> Input<R> {
         Ok((tag, vr, len, at))
     }
 
-    /// Checks that `declared` bytes follow the header at `at`; with `skip`, moves past them.
-    fn value(&mut self, tag: Tag, at: u64, declared: u32, skip: bool) -> Flow {
-        let n = u64::from(declared);
+    /// Checks that the bytes the parser reads for a value of `declared` bytes in units of
+    /// `unit` follow the header at `at`; with `skip`, moves past them.
+    fn value(&mut self, tag: Tag, at: u64, declared: u32, unit: u32, skip: bool) -> Flow {
+        let consumed = u64::from(declared - declared % unit.max(1));
         let overrun = |available| Stop::Overrun {
             tag,
             offset: at,
-            declared: n,
+            declared: u64::from(declared),
             available,
         };
         match self.len {
             Some(len) => {
                 let available = len.saturating_sub(self.pos);
-                if n > available {
+                if consumed > available {
                     return Err(overrun(available));
                 }
                 if skip {
-                    self.pos += self.reader.skip(n)?;
+                    self.pos += self.reader.skip(consumed)?;
                 }
             }
             // A stream's length is unknown: containers are checked through their contents.
             None if skip => {
-                let skipped = self.reader.skip(n)?;
+                let skipped = self.reader.skip(consumed)?;
                 self.pos += skipped;
-                if skipped < n {
+                if skipped < consumed {
                     return Err(overrun(skipped));
                 }
             }
             None => {}
+        }
+        if skip {
+            self.logical += u64::from(declared);
         }
         Ok(())
     }
@@ -256,7 +269,7 @@ impl<R: Skip> Input<R> {
         if tag != Tag(0x0002, 0x0000) || len != 4 {
             return Err(Stop::Done);
         }
-        self.value(tag, at, len, false)?;
+        self.value(tag, at, len, 1, false)?;
         let group_length = self.u32()?;
         let mut ts = String::new();
         let mut read = 0u32;
@@ -267,13 +280,13 @@ impl<R: Skip> Input<R> {
             }
             let header_len = u32::try_from(self.pos - at).unwrap_or(u32::MAX);
             if tag == Tag(0x0002, 0x0010) && len <= 64 {
-                self.value(tag, at, len, false)?;
+                self.value(tag, at, len, 1, false)?;
                 let mut buf = [0u8; 64];
                 let uid = buf.get_mut(..len as usize).ok_or(Stop::Done)?;
                 self.read_exact(uid)?;
                 ts = String::from_utf8_lossy(uid).into_owned();
             } else {
-                self.value(tag, at, len, true)?;
+                self.value(tag, at, len, 1, true)?;
             }
             read = read.saturating_add(header_len).saturating_add(len);
         }
@@ -290,10 +303,10 @@ impl<R: Skip> Input<R> {
             // Containers of defined length end where their length says (the parser fails
             // when it has read past that point).
             while let Some(end) = open.last().and_then(|c| c.end) {
-                if end > self.pos {
+                if end > self.logical {
                     break;
                 }
-                if end < self.pos {
+                if end < self.logical {
                     return Err(Stop::Done);
                 }
                 in_sequence = open.pop().is_some_and(|c| c.item);
@@ -302,13 +315,21 @@ impl<R: Skip> Input<R> {
                 let (tag, _, len, at) = self.header()?;
                 match tag {
                     ITEM => {
-                        let pixel_data = open.last().ok_or(Stop::Done)?.pixel_data;
-                        if pixel_data {
-                            // Basic offset table or fragment: a value of the item's length.
+                        let top = open.last_mut().ok_or(Stop::Done)?;
+                        if top.pixel_data {
                             if len == UNDEFINED {
                                 return Err(Stop::Done);
                             }
-                            self.value(tag, at, len, true)?;
+                            if std::mem::take(&mut top.offset_table_next) && len > 0 {
+                                // Read as 32-bit offsets; a ragged length derails the parser,
+                                // which fails after one more read of at most `len` bytes.
+                                self.value(tag, at, len, 4, true)?;
+                                if len % 4 != 0 {
+                                    return Err(Stop::Done);
+                                }
+                            } else {
+                                self.value(tag, at, len, 1, true)?;
+                            }
                         } else {
                             self.container(&mut open, tag, at, len, true)?;
                             in_sequence = false;
@@ -340,11 +361,12 @@ impl<R: Skip> Input<R> {
                 open.push(Container {
                     item: false,
                     pixel_data: tag == PIXEL_DATA,
+                    offset_table_next: tag == PIXEL_DATA,
                     end: None,
                 });
                 in_sequence = true;
             } else {
-                self.value(tag, at, len, true)?;
+                self.value(tag, at, len, value_unit(vr), true)?;
             }
         }
     }
@@ -361,14 +383,26 @@ impl<R: Skip> Input<R> {
         let end = if len == UNDEFINED {
             None
         } else {
-            self.value(tag, at, len, false)?;
-            Some(self.pos + u64::from(len))
+            self.value(tag, at, len, 1, false)?;
+            Some(self.logical + u64::from(len))
         };
         open.push(Container {
             item,
             pixel_data: false,
+            offset_table_next: false,
             end,
         });
         Ok(())
+    }
+}
+
+/// Bytes per number of a binary VR: dicom-parser reads `length / unit` numbers, so it reads
+/// `length` rounded down to a multiple of `unit`. Text and byte values are read whole.
+fn value_unit(vr: VR) -> u32 {
+    match vr {
+        VR::US | VR::OW | VR::SS => 2,
+        VR::AT | VR::FL | VR::OF | VR::UL | VR::OL | VR::SL => 4,
+        VR::FD | VR::OD | VR::SV | VR::OV | VR::UV => 8,
+        _ => 1,
     }
 }
