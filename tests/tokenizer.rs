@@ -69,3 +69,12 @@ fn bundled_encodes_case_and_whitespace_alike() {
     assert_eq!(tok.encode("  LEFT\tKidney "), tok.encode("left kidney"));
     assert_eq!(tok.encode("left kidney"), vec![1823, 14610]);
 }
+
+#[test]
+fn context_follows_the_model() {
+    let tok = bundled().with_context(16).expect("context 16");
+    let out = tok.tokenize(&"kidney ".repeat(40));
+    assert_eq!(out.ids.len(), 16);
+    assert_eq!(out.ids.last(), Some(&49407));
+    assert!(ClipTokenizer::bundled().unwrap().with_context(1).is_err());
+}

@@ -5,6 +5,7 @@
 mod doctor;
 mod eval;
 mod parity;
+mod segment;
 pub mod study;
 
 use std::path::PathBuf;
@@ -51,6 +52,8 @@ pub enum Command {
     /// Compare the SAM3 implementation with HF reference fixtures, tensor by tensor, on the
     /// chosen device.
     Parity(parity::ParityArgs),
+    /// Segment images with a text prompt: one PNG mask per image and an instances.json.
+    Segment(segment::SegmentArgs),
 }
 
 fn parse_device(value: &str) -> Result<DevicePreference, String> {
@@ -65,5 +68,6 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
         Command::Export(args) => study::export(args).map(|()| 0),
         Command::Eval(args) => eval::run(args),
         Command::Parity(args) => parity::run(cli, args),
+        Command::Segment(args) => segment::run(cli, args),
     }
 }

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 
-use crate::engine::device::{open, plan_for};
-use crate::model::parity::{self, Comparison, DEFAULT_TOLERANCE, Fixtures};
+use crate::engine::device::plan_for;
+use crate::engine::inference::{Comparison, DEFAULT_TOLERANCE, run_parity};
 
 use super::Cli;
 
@@ -34,11 +34,9 @@ pub fn run(cli: &Cli, args: &ParityArgs) -> anyhow::Result<i32> {
         );
     }
     let plan = plan_for(cli.device);
-    let device = open(&plan).context("cannot open the compute device")?;
     println!("{}", plan.device_line());
-    let fixtures = Fixtures::new(&args.fixtures);
     let start = Instant::now();
-    let comparisons = parity::run_all(&fixtures, &device)
+    let comparisons = run_parity(&args.fixtures, &plan)
         .with_context(|| format!("cannot run the parity check on {}", args.fixtures.display()))?;
     println!(
         "compared {} tensors in {:.2} s",

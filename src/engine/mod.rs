@@ -6,6 +6,7 @@
 
 pub mod device;
 pub mod environment;
+pub mod inference;
 pub mod error;
 pub mod paths;
 pub mod weights;

@@ -141,6 +141,17 @@ impl ClipTokenizer {
         self.context
     }
 
+    /// The same tokenizer with another context length (a model's text positions), at least 2.
+    pub fn with_context(mut self, context: usize) -> Result<Self, ModelError> {
+        if context < 2 {
+            return Err(ModelError::InvalidInput {
+                reason: format!("tokenizer context length {context} < 2"),
+            });
+        }
+        self.context = context;
+        Ok(self)
+    }
+
     /// From an HF `tokenizer.json` (BPE model).
     pub fn from_tokenizer_json(path: &Path, context: usize) -> Result<Self, ModelError> {
         let text = read(path)?;
