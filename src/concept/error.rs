@@ -33,4 +33,22 @@ pub enum ConceptError {
         learned: String,
         loaded: String,
     },
+    /// The frozen SAM3 model refused its input.
+    #[error("SAM3 model: {0}")]
+    Model(#[from] crate::model::ModelError),
+    /// A concept embedding has the wrong shape or holds non-finite values.
+    #[error("invalid concept embedding: {reason}")]
+    InvalidEmbedding { reason: String },
+    /// Training masks that cannot serve as targets (size mismatch, nothing labelled).
+    #[error("invalid training masks: {reason}")]
+    InvalidTargets { reason: String },
+    /// Tensor values could not be read back from the device.
+    #[error("reading {what} from the device: {reason}")]
+    ReadBack { what: &'static str, reason: String },
+    /// The loss (or its gradient) became NaN or infinite.
+    #[error("concept search diverged at step {step}: loss {loss}")]
+    NonFiniteLoss { step: usize, loss: f32 },
+    /// The search settings cannot be used.
+    #[error("invalid search settings: {reason}")]
+    InvalidSettings { reason: String },
 }

@@ -1,0 +1,108 @@
+//! Element-wise pieces of the concept loss, as SAM3's `loss_fns.py` defines them: stable BCE
+//! with logits, sigmoid focal loss, dice, diagonal GIoU and the bilinear upsampling of mask
+//! logits to the target size.
+
+use burn::tensor::Tensor;
+use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+
+/// Bilinear (align_corners = false) resize of [n, c, h, w] to [n, c, size, size].
+pub(crate) fn upsample(x: Tensor<4>, size: usize) -> Tensor<4> {
+    let options = InterpolateOptions {
+        mode: InterpolateMode::Bilinear,
+        align_corners: false,
+        output_size: Some([size, size]),
+        ..InterpolateOptions::new(InterpolateMode::Bilinear)
+    };
+    interpolate(x, options)
+}
+
+/// Element-wise `BCE(sigmoid(x), y)`, stable: `max(x, 0) − x·y + ln(1 + e^{−|x|})`.
+pub(crate) fn bce_with_logits<const D: usize>(x: Tensor<D>, y: Tensor<D>) -> Tensor<D> {
+    relu(x.clone()) - x.clone() * y + x.abs().neg().exp().log1p()
+}
+
+/// Element-wise sigmoid focal loss (RetinaNet): `α_t · (1 − p_t)^γ · BCE`.
+pub(crate) fn focal<const D: usize>(
+    x: Tensor<D>,
+    t: Tensor<D>,
+    alpha: f32,
+    gamma: f32,
+) -> Tensor<D> {
+    let p = sigmoid(x.clone());
+    let ce = bce_with_logits(x, t.clone());
+    let not_t = t.clone().neg().add_scalar(1.0);
+    let p_t = p.clone() * t.clone() + p.neg().add_scalar(1.0) * not_t.clone();
+    let alpha_t = t.mul_scalar(alpha) + not_t.mul_scalar(1.0 - alpha);
+    ce * p_t.neg().add_scalar(1.0).powf_scalar(gamma) * alpha_t
+}
+
+/// Dice loss per row of [n, pixels] logits against 0/1 targets → [n].
+pub(crate) fn dice(x: Tensor<2>, t: Tensor<2>) -> Tensor<1> {
+    let [n, _] = x.dims();
+    let p = sigmoid(x);
+    let num = (p.clone() * t.clone())
+        .sum_dim(1)
+        .mul_scalar(2.0)
+        .add_scalar(1.0);
+    let den = p.sum_dim(1) + t.sum_dim(1).add_scalar(1.0);
+    (num / den).neg().add_scalar(1.0).reshape([n])
+}
+
+/// GIoU of corresponding rows of two [M, 4] corner-form box lists → [M].
+pub(crate) fn giou_diag(a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {
+    let [m, _] = a.dims();
+    let col = |t: &Tensor<2>, i: usize| t.clone().narrow(1, i, 1);
+    let (ax0, ay0, ax1, ay1) = (col(&a, 0), col(&a, 1), col(&a, 2), col(&a, 3));
+    let (bx0, by0, bx1, by1) = (col(&b, 0), col(&b, 1), col(&b, 2), col(&b, 3));
+    let iw = (ax1.clone().min_pair(bx1.clone()) - ax0.clone().max_pair(bx0.clone())).clamp_min(0.0);
+    let ih = (ay1.clone().min_pair(by1.clone()) - ay0.clone().max_pair(by0.clone())).clamp_min(0.0);
+    let inter = iw * ih;
+    let area_a = (ax1.clone() - ax0.clone()) * (ay1.clone() - ay0.clone());
+    let area_b = (bx1.clone() - bx0.clone()) * (by1.clone() - by0.clone());
+    let union = area_a + area_b - inter.clone();
+    let hull = (ax1.max_pair(bx1) - ax0.min_pair(bx0)) * (ay1.max_pair(by1) - ay0.min_pair(by0));
+    let iou = inter / union.clone();
+    (iou - (hull.clone() - union) / hull).reshape([m])
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Device;
+
+    use super::*;
+    use crate::concept::embedding::host_values;
+
+    fn close(a: f32, b: f32) -> bool {
+        (a - b).abs() < 1e-5
+    }
+
+    fn device() -> Device {
+        Device::default()
+    }
+
+    #[test]
+    fn elementwise_terms_match_hand_values() {
+        let d = device();
+        let x = Tensor::<1>::from_floats([0.0, 2.0, -1.0], &d);
+        let y = Tensor::<1>::from_floats([1.0, 0.0, 0.0], &d);
+        let bce = host_values(bce_with_logits(x.clone(), y.clone()), "t").unwrap();
+        assert!(close(bce[0], 2f32.ln()));
+        assert!(close(bce[1], (1.0 + 2f32.exp()).ln()));
+        let f = host_values(focal(x, y, 0.25, 2.0), "t").unwrap();
+        // x = 0, t = 1: p_t = 0.5 → 0.25 · 0.25 · ln 2.
+        assert!(close(f[0], 0.25 * 0.25 * 2f32.ln()));
+        let g = giou_diag(
+            Tensor::<2>::from_floats([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 2.0, 2.0]], &d),
+            Tensor::<2>::from_floats([[1.0, 0.0, 3.0, 2.0], [4.0, 0.0, 6.0, 2.0]], &d),
+        );
+        let g = host_values(g, "t").unwrap();
+        assert!(close(g[0], 1.0 / 3.0) && close(g[1], -1.0 / 3.0));
+        // Dice of a saturated perfect prediction ≈ 0; of its complement ≈ 1 − 1/(n+1).
+        let x = Tensor::<2>::from_floats([[30.0, -30.0, 30.0], [-30.0, 30.0, -30.0]], &d);
+        let t = Tensor::<2>::from_floats([[1.0, 0.0, 1.0], [1.0, 0.0, 1.0]], &d);
+        let dl = host_values(dice(x, t), "t").unwrap();
+        assert!(close(dl[0], 0.0) && close(dl[1], 1.0 - 1.0 / 4.0));
+    }
+}

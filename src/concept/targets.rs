@@ -1,0 +1,213 @@
+//! Training targets of concept search from labelled binary masks (m2c-method.md §2.1).
+//!
+//! Each mask is split into 8-connected components of at least [`MIN_INSTANCE_AREA`] pixels
+//! at its own resolution (the authors do this on the original mask), each component is one
+//! instance with its normalised box, and every instance mask is resampled (nearest pixel
+//! centre) to the model's S×S input, which the image is squashed to as at inference. The
+//! semantic target is the union of the kept instances.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::boxes::CxCyWh;
+use super::error::ConceptError;
+use super::instances::{MIN_INSTANCE_AREA, connected_components};
+
+/// A labelled binary mask, row-major.
+#[derive(Debug, Clone, Copy)]
+pub struct BinaryMask<'a> {
+    pub width: usize,
+    pub height: usize,
+    pub data: &'a [bool],
+}
+
+/// The targets of one training image at model resolution `size` × `size`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageTargets {
+    /// Model input side S.
+    pub size: usize,
+    /// One normalised box per instance.
+    pub boxes: Vec<CxCyWh>,
+    /// Instance masks [n, S, S], 0/1, row-major.
+    pub masks: Vec<f32>,
+    /// Union of the instances [S, S], 0/1.
+    pub semantic: Vec<f32>,
+}
+
+impl ImageTargets {
+    /// Number of instances.
+    pub fn len(&self) -> usize {
+        self.boxes.len()
+    }
+
+    /// Whether no component survived (the authors drop such images).
+    pub fn is_empty(&self) -> bool {
+        self.boxes.is_empty()
+    }
+
+    /// Targets from a binary mask, for a model whose input side is `size`.
+    pub fn from_mask(mask: BinaryMask<'_>, size: usize) -> Result<Self, ConceptError> {
+        let BinaryMask {
+            width,
+            height,
+            data,
+        } = mask;
+        if width == 0 || height == 0 || size == 0 || width.checked_mul(height) != Some(data.len()) {
+            return Err(ConceptError::InvalidTargets {
+                reason: format!(
+                    "mask of {} pixels for {width} × {height} (model side {size})",
+                    data.len()
+                ),
+            });
+        }
+        let instances = connected_components(data, width, height, MIN_INSTANCE_AREA);
+        let mut masks = Vec::with_capacity(instances.len() * size * size);
+        let mut semantic = vec![0.0f32; size * size];
+        for inst in &instances {
+            let resized = resize_nearest(&inst.mask, width, height, size);
+            for (s, &m) in semantic.iter_mut().zip(&resized) {
+                *s = s.max(m);
+            }
+            masks.extend(resized);
+        }
+        Ok(Self {
+            size,
+            boxes: instances
+                .iter()
+                .map(|i| i.bbox_normalised(width, height))
+                .collect(),
+            masks,
+            semantic,
+        })
+    }
+}
+
+/// The targets of a batch on the device the loss runs on.
+#[derive(Debug, Clone)]
+pub struct TargetBatch {
+    /// Model input side S.
+    pub size: usize,
+    /// Boxes per image.
+    pub boxes: Vec<Vec<CxCyWh>>,
+    /// Index of each image's first instance in [`TargetBatch::instance_masks`].
+    pub offsets: Vec<usize>,
+    /// All instance masks [N, S·S]; `None` when no image has an instance.
+    pub instance_masks: Option<Tensor<2>>,
+    /// Semantic masks [B, S·S].
+    pub semantic: Tensor<2>,
+}
+
+impl TargetBatch {
+    /// Uploads `images` (all at the same side S) to `device`.
+    pub fn new(images: &[ImageTargets], device: &Device) -> Result<Self, ConceptError> {
+        let Some(size) = images.first().map(|t| t.size) else {
+            return Err(ConceptError::InvalidTargets {
+                reason: "no training images".to_owned(),
+            });
+        };
+        let pixels = size * size;
+        let consistent = images.iter().all(|t| {
+            t.size == size && t.semantic.len() == pixels && t.masks.len() == t.boxes.len() * pixels
+        });
+        if !consistent {
+            return Err(ConceptError::InvalidTargets {
+                reason: "targets of different sizes in one batch".to_owned(),
+            });
+        }
+        let mut offsets = Vec::with_capacity(images.len());
+        let mut total = 0;
+        for t in images {
+            offsets.push(total);
+            total += t.len();
+        }
+        let instance_masks = (total > 0).then(|| {
+            let flat: Vec<f32> = images
+                .iter()
+                .flat_map(|t| t.masks.iter().copied())
+                .collect();
+            Tensor::from_data(TensorData::new(flat, [total, pixels]), device)
+        });
+        let semantic: Vec<f32> = images
+            .iter()
+            .flat_map(|t| t.semantic.iter().copied())
+            .collect();
+        Ok(Self {
+            size,
+            boxes: images.iter().map(|t| t.boxes.clone()).collect(),
+            offsets,
+            instance_masks,
+            semantic: Tensor::from_data(TensorData::new(semantic, [images.len(), pixels]), device),
+        })
+    }
+
+    /// Number of images B.
+    pub fn batch(&self) -> usize {
+        self.boxes.len()
+    }
+
+    /// Total number of instances N in the batch.
+    pub fn instances(&self) -> usize {
+        self.boxes.iter().map(Vec::len).sum()
+    }
+}
+
+/// Nearest-pixel-centre resampling of a `width` × `height` mask to `size` × `size`, as 0/1.
+fn resize_nearest(mask: &[bool], width: usize, height: usize, size: usize) -> Vec<f32> {
+    let src =
+        |dst: usize, n: usize| (((dst as f64 + 0.5) * n as f64 / size as f64) as usize).min(n - 1);
+    let cols: Vec<usize> = (0..size).map(|x| src(x, width)).collect();
+    let mut out = Vec::with_capacity(size * size);
+    for y in 0..size {
+        let row = src(y, height) * width;
+        out.extend(cols.iter().map(|&x| if mask[row + x] { 1.0 } else { 0.0 }));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_instances_and_keeps_boxes_in_source_coordinates() {
+        // 20 × 10 mask: an 8 × 5 block (40 px) and a 3 × 3 speck (9 px, dropped).
+        let (w, h) = (20, 10);
+        let mut data = vec![false; w * h];
+        for y in 2..7 {
+            for x in 1..9 {
+                data[y * w + x] = true;
+            }
+        }
+        for y in 0..3 {
+            for x in 15..18 {
+                data[y * w + x] = true;
+            }
+        }
+        let t = ImageTargets::from_mask(
+            BinaryMask {
+                width: w,
+                height: h,
+                data: &data,
+            },
+            40,
+        )
+        .unwrap();
+        assert_eq!(t.len(), 1);
+        let b = t.boxes[0];
+        assert!((b.cx - 5.0 / 20.0).abs() < 1e-6 && (b.w - 8.0 / 20.0).abs() < 1e-6);
+        assert!((b.cy - 4.5 / 10.0).abs() < 1e-6 && (b.h - 0.5).abs() < 1e-6);
+        // Scaled 2× in x and 4× in y: 16 × 20 = 320 pixels.
+        assert_eq!(t.masks.iter().sum::<f32>(), 320.0);
+        assert_eq!(t.semantic, t.masks);
+    }
+
+    #[test]
+    fn rejects_inconsistent_sizes() {
+        let data = [true; 6];
+        let mask = BinaryMask {
+            width: 4,
+            height: 2,
+            data: &data,
+        };
+        assert!(ImageTargets::from_mask(mask, 8).is_err());
+    }
+}
