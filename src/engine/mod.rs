@@ -6,8 +6,8 @@
 
 pub mod device;
 pub mod environment;
-pub mod inference;
 pub mod error;
+pub mod inference;
 pub mod paths;
 pub mod weights;
 
