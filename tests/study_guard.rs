@@ -224,6 +224,20 @@ fn huge_length_in_a_deflated_data_set_is_refused() {
         // Offsets in a deflated data set count in the inflated bytes.
         assert_overrun(err, &path, tag, offset, u64::MAX);
     }
+    // A stream that stops inflating (cut short) right after a header with a huge length.
+    let mut patched = data_set.clone();
+    let offset = patch_length(&mut patched, TOP, HUGE, false, true);
+    let mut encoder = DeflateEncoder::new(bytes[..meta_end].to_vec(), Compression::none());
+    encoder.write_all(&patched).unwrap();
+    let mut cut = encoder.finish().unwrap();
+    cut.truncate(meta_end + 5 + offset as usize + 12 + 4);
+    let path = dir.path().join("cut-deflated.dcm");
+    std::fs::write(&path, &cut).unwrap();
+    let found = study::discover(&path);
+    let [err] = found.skipped.as_slice() else {
+        panic!("cut: {:?}", found.skipped);
+    };
+    assert_overrun(err, &path, TOP_TAG, offset, u64::MAX);
 }
 
 /// dicom-parser reads a binary value in whole numbers (an FL of 6 bytes reads 4), so the next
