@@ -18,7 +18,7 @@ use crate::engine::device::DevicePreference;
 ///
 /// Without a subcommand, opens the annotation window (optionally on the given study paths).
 #[derive(Debug, Parser)]
-#[command(name = "m2c", version, about, args_conflicts_with_subcommands = true)]
+#[command(name = "m2c", version, about)]
 pub struct Cli {
     /// Study folders or files to open in the window (DICOM series, PNG/JPEG folders).
     #[arg(value_name = "PATH")]
@@ -69,5 +69,26 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
         Command::Eval(args) => eval::run(args),
         Command::Parity(args) => parity::run(cli, args),
         Command::Segment(args) => segment::run(cli, args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn global_flags_go_before_or_after_the_subcommand() {
+        let cli = Cli::try_parse_from(["m2c", "--device", "cpu", "doctor"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Doctor(_))));
+        assert_eq!(cli.device, DevicePreference::Cpu);
+        let cli = Cli::try_parse_from(["m2c", "doctor", "--device", "gpu"]).unwrap();
+        assert_eq!(cli.device, DevicePreference::Gpu);
+    }
+
+    #[test]
+    fn bare_paths_open_the_window() {
+        let cli = Cli::try_parse_from(["m2c", "--device", "cpu", "study/ct", "more"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.paths.len(), 2);
     }
 }
