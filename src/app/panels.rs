@@ -231,7 +231,8 @@ fn series_label(s: &Series) -> String {
         label += &format!(", {} slices", s.len());
     }
     if !s.issues.is_empty() {
-        label += " ⚠";
+        // The default fonts have no warning sign; say it in words.
+        label += ", irregular geometry";
     }
     format!("{label}\n{name}")
 }
