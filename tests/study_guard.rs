@@ -7,7 +7,6 @@ mod dicom_gen;
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use dicom_core::value::DataSetSequence;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
@@ -17,34 +16,6 @@ use flate2::Compression;
 use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
 use m2c::study::{self, StudyError};
-
-/// Header pass (discovery) over `../shared/data/dicom`, for the cost of the guard:
-/// `cargo test --test study_guard -- --ignored --nocapture header_pass_timing`.
-#[test]
-#[ignore = "timing, run by hand"]
-fn header_pass_timing() {
-    let Some(dir) = common::shared_path("data/dicom") else {
-        return;
-    };
-    const RUNS: usize = 100;
-    let _ = study::discover(&dir); // warm the page cache
-    let mut times: Vec<Duration> = (0..RUNS)
-        .map(|_| {
-            let t = Instant::now();
-            let found = study::discover(&dir);
-            assert!(!found.series.is_empty());
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    println!(
-        "header pass over {}: min {:?}, median {:?}, max {:?} ({RUNS} runs)",
-        dir.display(),
-        times[0],
-        times[RUNS / 2],
-        times[RUNS - 1]
-    );
-}
 
 const TOP: &[u8] = b"m2c-guard-top-level!";
 const NESTED: &[u8] = b"m2c-guard-in-a-sequence!";
