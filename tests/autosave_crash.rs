@@ -20,9 +20,14 @@ use m2c::annotation::{Brush, LabelClass, Project, ProjectOptions};
 const CHILD_DIR_ENV: &str = "M2C_CRASH_CHILD_DIR";
 const CHILD_START_ENV: &str = "M2C_CRASH_CHILD_START";
 const ITEMS: u64 = 8;
-const SIDE: u32 = 256;
-/// Each item is a 16 × 16 grid of 16-pixel cells; edit k paints one cell's centre.
-const CELLS: u64 = 256;
+const SIDE: u32 = 1024;
+/// Each item is a 64 × 64 grid of 16-pixel cells; edit k paints one cell's centre, so every
+/// edit paints pixels no earlier edit touched. That matters: the child undoes and redoes every
+/// fifth edit, and a stroke that changes nothing records no undo step, so on a repeated cell
+/// the undo would take back an *earlier, acknowledged* edit — and a kill between that undo and
+/// its redo would then rightly lose it (seen once on a fast run that wrapped at 2 048 edits).
+const GRID: u64 = 64;
+const CELLS: u64 = GRID * GRID;
 const MIN_KILLS: usize = 50;
 
 fn options() -> ProjectOptions {
@@ -36,8 +41,12 @@ fn options() -> ProjectOptions {
 /// Item index and cell centre (image pixels) that edit `k` paints.
 fn target(k: u64) -> (usize, [u32; 2]) {
     let item = (k % ITEMS) as usize;
-    let cell = (k / ITEMS) % CELLS;
-    let (cx, cy) = (cell % 16, cell / 16);
+    assert!(
+        k < ITEMS * CELLS,
+        "edit {k} would repaint a cell: enlarge GRID so every edit is unique"
+    );
+    let cell = k / ITEMS;
+    let (cx, cy) = (cell % GRID, cell / GRID);
     (item, [cx as u32 * 16 + 8, cy as u32 * 16 + 8])
 }
 
