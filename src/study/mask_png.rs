@@ -112,16 +112,7 @@ pub(crate) fn temp_path(path: &Path) -> PathBuf {
 /// Reads a mask PNG back. 8- and 16-bit grayscale values are returned as stored; colour masks
 /// are converted to 8-bit luma.
 pub fn read_mask_png(path: &Path) -> Result<LabelMap> {
-    let image = image::ImageReader::open(path)
-        .map_err(|source| StudyError::ReadFile {
-            path: path.to_path_buf(),
-            source,
-        })?
-        .with_guessed_format()
-        .map_err(|source| StudyError::ReadFile {
-            path: path.to_path_buf(),
-            source,
-        })?
+    let image = super::raster::open(path)?
         .decode()
         .map_err(|source| StudyError::DecodeImage {
             path: path.to_path_buf(),

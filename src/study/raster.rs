@@ -8,7 +8,8 @@ use image::{DynamicImage, ImageFormat, ImageReader};
 
 use crate::study::{FrameRef, Pixels, Result, Series, SeriesKind, Slice, StudyError};
 
-fn open(path: &Path) -> Result<ImageReader<std::io::BufReader<std::fs::File>>> {
+/// Opens an image file and guesses its format from the content; I/O errors name the file.
+pub(crate) fn open(path: &Path) -> Result<ImageReader<std::io::BufReader<std::fs::File>>> {
     ImageReader::open(path)
         .map_err(|source| StudyError::ReadFile {
             path: path.to_path_buf(),
