@@ -204,6 +204,30 @@ pub(crate) enum SetOp {
 }
 
 impl SetOp {
+    /// The undo/redo pair of a tile change: `before` restores the old tiles, `after` applies
+    /// the new ones.
+    pub(crate) fn tiles_pair(
+        item: ItemId,
+        class: u8,
+        before: Vec<(u32, TileData)>,
+        after: Vec<(u32, TileData)>,
+    ) -> (SetOp, SetOp) {
+        (
+            SetOp::Tiles {
+                item,
+                class,
+                tiles: before,
+            },
+            SetOp::Tiles {
+                item,
+                class,
+                tiles: after,
+            },
+        )
+    }
+}
+
+impl SetOp {
     /// Heap bytes held, for the undo memory budget (tile data dominates).
     pub(crate) fn heap_bytes(&self) -> usize {
         match self {

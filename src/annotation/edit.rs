@@ -235,18 +235,7 @@ fn mask_ops(
     if after.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(vec![(
-        SetOp::Tiles {
-            item,
-            class,
-            tiles: before,
-        },
-        SetOp::Tiles {
-            item,
-            class,
-            tiles: after,
-        },
-    )])
+    Ok(vec![SetOp::tiles_pair(item, class, before, after)])
 }
 
 /// Runs `pixels` and, when it changed anything, appends the hand-edit metadata ops.

@@ -224,18 +224,9 @@ impl Stroke {
         };
         let (item, class) = (self.item, self.class);
         let mut change = Change::default();
-        change.ops.push((
-            SetOp::Tiles {
-                item,
-                class,
-                tiles: before,
-            },
-            SetOp::Tiles {
-                item,
-                class,
-                tiles: after,
-            },
-        ));
+        change
+            .ops
+            .push(SetOp::tiles_pair(item, class, before, after));
         let meta = edit::hand_edit_meta(doc, item, &[class], &super::Provenance::manual(tool))?;
         for (_, op) in &meta {
             doc.apply(op)?;
