@@ -4,11 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use super::device::{DeviceError, DevicePlan, open};
 use super::error::EngineError;
-use super::weights::{CHECKPOINT_FILE, inspect_checkpoint};
+use super::weights::{CHECKPOINT_FILE, checkpoint_identity, inspect_checkpoint};
 use crate::model::parity::{self, Fixtures, ParityError};
 use crate::model::postprocess::instances;
 use crate::model::preprocess::{RgbImage, pixels_tensor};
@@ -30,6 +30,9 @@ pub enum InferenceError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Parity(#[from] ParityError),
+    /// Concept search, a concept file or its training masks.
+    #[error(transparent)]
+    Concept(#[from] crate::concept::ConceptError),
     /// The tokenizer produced an id the model's text embedding does not have.
     #[error(
         "prompt {text:?} gives token id {id}, outside the model's text vocabulary of {vocab} \
@@ -85,10 +88,12 @@ pub struct EncodedText {
 /// SAM3 loaded for text-prompted segmentation.
 #[derive(Debug)]
 pub struct Segmenter {
-    model: Sam3,
-    device: Device,
+    pub(super) model: Sam3,
+    pub(super) device: Device,
     tokenizer: ClipTokenizer,
     vocab: usize,
+    /// Identity of the loaded checkpoint (see `concept::file::checkpoint_id`).
+    pub(super) checkpoint: String,
     /// Where the config and the tokenizer came from, for the user.
     pub config_source: String,
     pub tokenizer_source: String,
@@ -127,6 +132,7 @@ impl Segmenter {
         };
         let context = config.text_config.max_position_embeddings;
         let (tokenizer, tokenizer_source) = folder_tokenizer(folder, context)?;
+        let checkpoint = checkpoint_identity(&weights)?;
         let device = open(plan)?;
         let model = match Sam3::load(&config, &weights, WeightPrecision::F32, &device) {
             Ok(model) => model,
@@ -137,6 +143,7 @@ impl Segmenter {
             device,
             tokenizer,
             vocab: config.text_config.vocab_size,
+            checkpoint,
             config_source,
             tokenizer_source,
         })
@@ -144,6 +151,18 @@ impl Segmenter {
 
     /// Tokenises and encodes `text` once for every image.
     pub fn encode_text(&self, text: &str) -> Result<EncodedText, InferenceError> {
+        let (ids, valid) = self.token_tensors(text)?;
+        Ok(EncodedText {
+            prompt: self.model.encode_text(ids, valid)?,
+        })
+    }
+
+    /// `text` as token ids [1, T] and their validity [1, T] on the model's device; refuses ids
+    /// outside the model's vocabulary.
+    pub(super) fn token_tensors(
+        &self,
+        text: &str,
+    ) -> Result<(Tensor<2, Int>, Tensor<2, Bool>), InferenceError> {
         let tokens = self.tokenizer.tokenize(text);
         let out_of_range = tokens
             .ids
@@ -162,9 +181,17 @@ impl Segmenter {
         let flags: Vec<i64> = tokens.valid.iter().map(|v| i64::from(*v)).collect();
         let valid =
             Tensor::<2, Int>::from_data(TensorData::new(flags, [1, n]), &self.device).equal_elem(1);
-        Ok(EncodedText {
-            prompt: self.model.encode_text(ids, valid)?,
-        })
+        Ok((ids, valid))
+    }
+
+    /// Identity of the loaded checkpoint, recorded in concept files learned with it.
+    pub fn checkpoint_id(&self) -> &str {
+        &self.checkpoint
+    }
+
+    /// The model's input side S in pixels.
+    pub fn image_size(&self) -> usize {
+        self.model.image_size
     }
 
     /// Reads an image file (any format the `image` crate decodes) as RGB and segments it.

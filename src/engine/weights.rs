@@ -100,35 +100,17 @@ pub struct CheckpointSummary {
 /// Reads and checks the safetensors header of `path` without reading the tensors: valid
 /// JSON, offsets inside the file (a truncated download fails here), and SAM3 names present.
 pub fn inspect_checkpoint(path: &Path) -> Result<CheckpointSummary, EngineError> {
-    let read_err = |source| EngineError::ReadCheckpoint {
-        path: path.to_path_buf(),
-        source,
-    };
     let invalid = |reason: String| EngineError::InvalidCheckpoint {
         path: path.to_path_buf(),
         reason,
     };
-    let mut file = File::open(path).map_err(read_err)?;
-    let file_bytes = file.metadata().map_err(read_err)?.len();
-    let mut len_bytes = [0u8; 8];
-    file.read_exact(&mut len_bytes)
-        .map_err(|_| invalid(format!("file too short ({file_bytes} bytes) for a header")))?;
-    let header_len = u64::from_le_bytes(len_bytes);
-    if header_len > MAX_HEADER_BYTES || header_len.saturating_add(8) > file_bytes {
-        return Err(invalid(format!(
-            "header length {header_len} does not fit a {file_bytes}-byte file"
-        )));
-    }
-    let mut header = Vec::new();
-    file.take(header_len)
-        .read_to_end(&mut header)
-        .map_err(read_err)?;
+    let (header, file_bytes) = read_header(path)?;
     let json: serde_json::Value =
         serde_json::from_slice(&header).map_err(|e| invalid(format!("header is not JSON: {e}")))?;
     let Some(entries) = json.as_object() else {
         return Err(invalid("header is not a JSON object".to_owned()));
     };
-    let data_bytes = file_bytes - 8 - header_len;
+    let data_bytes = file_bytes - 8 - header.len() as u64;
     let mut summary = CheckpointSummary {
         path: path.to_path_buf(),
         file_bytes,
@@ -176,6 +158,42 @@ pub fn inspect_checkpoint(path: &Path) -> Result<CheckpointSummary, EngineError>
         });
     }
     Ok(summary)
+}
+
+/// Identity of the checkpoint at `path`: `sha256:` of its size and safetensors header (see
+/// `concept::file::checkpoint_id`). Reads only the header, so it is cheap for a 3 GB file and
+/// changes with any renamed, reshaped or re-typed tensor.
+pub fn checkpoint_identity(path: &Path) -> Result<String, EngineError> {
+    let (header, file_bytes) = read_header(path)?;
+    Ok(crate::concept::file::checkpoint_id(&header, file_bytes))
+}
+
+/// The safetensors header bytes of `path` (the JSON after the 8-byte length) and the file size.
+fn read_header(path: &Path) -> Result<(Vec<u8>, u64), EngineError> {
+    let read_err = |source| EngineError::ReadCheckpoint {
+        path: path.to_path_buf(),
+        source,
+    };
+    let invalid = |reason: String| EngineError::InvalidCheckpoint {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut file = File::open(path).map_err(read_err)?;
+    let file_bytes = file.metadata().map_err(read_err)?.len();
+    let mut len_bytes = [0u8; 8];
+    file.read_exact(&mut len_bytes)
+        .map_err(|_| invalid(format!("file too short ({file_bytes} bytes) for a header")))?;
+    let header_len = u64::from_le_bytes(len_bytes);
+    if header_len > MAX_HEADER_BYTES || header_len.saturating_add(8) > file_bytes {
+        return Err(invalid(format!(
+            "header length {header_len} does not fit a {file_bytes}-byte file"
+        )));
+    }
+    let mut header = Vec::new();
+    file.take(header_len)
+        .read_to_end(&mut header)
+        .map_err(read_err)?;
+    Ok((header, file_bytes))
 }
 
 #[cfg(test)]

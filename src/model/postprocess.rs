@@ -64,16 +64,46 @@ pub fn instances(
     if kept.queries.is_empty() {
         return Ok(kept);
     }
+    let upsampled = instance_mask_logits(det, index, &kept.queries, size)?;
+    kept.masks = upsampled.map(|logits| logits.greater_elem(0.0));
+    Ok(kept)
+}
+
+fn host_f32(data: TensorData) -> Result<Vec<f32>, ModelError> {
+    data.convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| ModelError::InvalidInput {
+            reason: format!("reading detector outputs: {e:?}"),
+        })
+}
+
+/// Kept instances' masks of image `index` upsampled to `[height, width]` as logits
+/// [n, height, width] (bilinear, align_corners = false, as [`instances`]); `None` when
+/// `queries` is empty. A pixel belongs to an instance iff its logit is > 0, and its
+/// probability is the sigmoid of the logit.
+pub fn instance_mask_logits(
+    det: &Detections,
+    index: usize,
+    queries: &[usize],
+    size: [usize; 2],
+) -> Result<Option<Tensor<3>>, ModelError> {
+    let [b, q, mh, mw] = det.pred_masks.dims();
+    let [height, width] = size;
+    if index >= b || height == 0 || width == 0 || queries.iter().any(|&i| i >= q) {
+        return Err(ModelError::InvalidInput {
+            reason: format!("image {index} of {b}, size {height}×{width}, queries {queries:?}"),
+        });
+    }
+    if queries.is_empty() {
+        return Ok(None);
+    }
     let device = det.pred_masks.device();
-    let [_, _, mh, mw] = det.pred_masks.dims();
-    let ids: Vec<i64> = kept
-        .queries
+    let ids: Vec<i64> = queries
         .iter()
         .filter_map(|&i| i64::try_from(i).ok())
         .collect();
     let n = ids.len();
     let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [n]), &device);
-    // [1, Q, mh, mw] → [n, mh, mw] → [n, 1, mh, mw]
     let masks = det
         .pred_masks
         .clone()
@@ -87,15 +117,7 @@ pub fn instances(
         output_size: Some([height, width]),
         ..InterpolateOptions::new(InterpolateMode::Bilinear)
     };
-    let upsampled = interpolate(masks, options);
-    kept.masks = Some(upsampled.reshape([n, height, width]).greater_elem(0.0));
-    Ok(kept)
-}
-
-fn host_f32(data: TensorData) -> Result<Vec<f32>, ModelError> {
-    data.convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|e| ModelError::InvalidInput {
-            reason: format!("reading detector outputs: {e:?}"),
-        })
+    Ok(Some(
+        interpolate(masks, options).reshape([n, height, width]),
+    ))
 }

@@ -1,0 +1,384 @@
+//! Concepts on a loaded SAM3: encode images once, learn φ from a few labelled masks on the
+//! cached features, and predict with a learned concept plus its hybrid uncertainty (HUE).
+//!
+//! What leaves this module is plain data (flags, probabilities, boxes, scores, concept files);
+//! the image features stay on the model's device inside [`CachedImage`].
+//!
+//! HUE follows the authors (m2c-method.md §4): the concept's kept boxes (normalised cxcywh)
+//! go back to SAM3 as positive box exemplars, all in one prompt with the dummy caption
+//! [`VISUAL_CAPTION`] and no concept embedding, on the *same* cached features (the authors
+//! re-run the backbone; the result is the same); the consistency mask is the union of that
+//! pass's kept masks.
+
+use std::path::Path;
+
+use burn::tensor::Tensor;
+use burn::tensor::activation::sigmoid;
+
+use super::inference::{InferenceError, Instance, Segmenter};
+use crate::concept::embedding::phi_tensor;
+use crate::concept::file::{
+    ConceptFile, EmbeddingSite, FORMAT_VERSION, SearchSettings, sha256_hex,
+};
+use crate::concept::uncertainty::{HueConfig, HueScore, hue};
+use crate::concept::{
+    BasePrompt, BinaryMask, ConceptError, ImageTargets, SearchControl, SearchOutcome,
+    SearchProblem, search,
+};
+use crate::model::postprocess::{instance_mask_logits, instances};
+use crate::model::preprocess::{RgbImage, pixels_tensor};
+use crate::model::{ExemplarBox, ImageFeatures, ModelError, Prompt, TextPrompt};
+
+/// SAM3's caption for prompts made of box exemplars only.
+pub const VISUAL_CAPTION: &str = "visual";
+
+/// An RGB image owned by the caller, row-major, 3 bytes per pixel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedRgb {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<u8>,
+}
+
+impl OwnedRgb {
+    /// Reads any image file the `image` crate decodes, as RGB.
+    pub fn open(path: &Path) -> Result<Self, InferenceError> {
+        let rgb = image::open(path)
+            .map_err(|source| InferenceError::ReadImage {
+                path: path.to_owned(),
+                source,
+            })?
+            .to_rgb8();
+        let (w, h) = rgb.dimensions();
+        Ok(Self {
+            width: usize::try_from(w).unwrap_or(0),
+            height: usize::try_from(h).unwrap_or(0),
+            data: rgb.into_raw(),
+        })
+    }
+
+    pub fn view(&self) -> RgbImage<'_> {
+        RgbImage {
+            width: self.width,
+            height: self.height,
+            data: &self.data,
+        }
+    }
+}
+
+/// One image's SAM3 features, computed once and reused by every search and prediction.
+#[derive(Debug, Clone)]
+pub struct CachedImage {
+    /// Original size in pixels (predictions come back at this size).
+    pub width: usize,
+    pub height: usize,
+    features: ImageFeatures,
+}
+
+/// What to learn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConceptSpec {
+    /// Human name (e.g. the label class).
+    pub name: String,
+    /// The base prompt φ is added to, e.g. "A polyp in a colonoscopy image".
+    pub base_text: String,
+    pub site: EmbeddingSite,
+    pub settings: SearchSettings,
+}
+
+/// A labelled training image: its features and its binary mask at the image's size.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainingImage<'a> {
+    pub image: &'a CachedImage,
+    /// Row-major foreground flags, `width · height`.
+    pub mask: &'a [bool],
+}
+
+/// The result of learning: the concept file and the search's trace.
+#[derive(Debug, Clone)]
+pub struct Learned {
+    pub concept: ConceptFile,
+    pub outcome: SearchOutcome,
+}
+
+/// A concept prepared for prediction: its text tokens (base ⊕ φ) through the frozen text
+/// tower once, and the dummy caption for the HUE pass.
+#[derive(Debug, Clone)]
+pub struct PreparedConcept {
+    text: TextPrompt,
+    visual: TextPrompt,
+    pub file: ConceptFile,
+}
+
+/// Options of a prediction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PredictOptions {
+    /// Keep instances whose `sigmoid(logit)·sigmoid(presence)` exceeds this (0.5).
+    pub threshold: f32,
+    pub hue: HueConfig,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        Self {
+            threshold: 0.5,
+            hue: HueConfig::default(),
+        }
+    }
+}
+
+/// A concept's prediction on one image, at the image's size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    pub width: usize,
+    pub height: usize,
+    /// Union of the kept instance masks.
+    pub mask: Vec<bool>,
+    /// Per pixel, the largest probability over the kept instances (0 where none is kept).
+    pub probability: Vec<f32>,
+    pub instances: Vec<Instance>,
+    /// The box-exemplar pass's mask (`None` when the concept kept no box).
+    pub consistency_mask: Option<Vec<bool>>,
+    pub hue: HueScore,
+}
+
+/// SHA-256 of a training mask: its size and its flags, one byte per pixel.
+pub fn mask_hash(width: usize, height: usize, mask: &[bool]) -> String {
+    let mut bytes = Vec::with_capacity(16 + mask.len());
+    bytes.extend((width as u64).to_le_bytes());
+    bytes.extend((height as u64).to_le_bytes());
+    bytes.extend(mask.iter().map(|&m| u8::from(m)));
+    sha256_hex(&bytes)
+}
+
+impl Segmenter {
+    /// Runs the frozen image encoder once; the features stay on the model's device.
+    pub fn encode_image(&self, image: &RgbImage<'_>) -> Result<CachedImage, InferenceError> {
+        let pixels = pixels_tensor(&[*image], self.model.image_size, &self.device)?;
+        Ok(CachedImage {
+            width: image.width,
+            height: image.height,
+            features: self.model.encode_image(pixels)?,
+        })
+    }
+
+    /// Learns a concept from labelled images by concept search on their cached features,
+    /// from `warm_start` (a previous φ of the same shape) or zeros. Progress and cancellation
+    /// go through `control`; a cancelled search still returns the φ reached so far.
+    pub fn learn(
+        &self,
+        spec: &ConceptSpec,
+        training: &[TrainingImage<'_>],
+        warm_start: Option<&[f32]>,
+        control: &SearchControl,
+    ) -> Result<Learned, InferenceError> {
+        if training.is_empty() {
+            return Err(ConceptError::InvalidTargets {
+                reason: "no labelled image to learn from".to_owned(),
+            }
+            .into());
+        }
+        let size = self.model.image_size;
+        let mut targets = Vec::with_capacity(training.len());
+        let mut hashes = Vec::with_capacity(training.len());
+        for t in training {
+            let mask = BinaryMask {
+                width: t.image.width,
+                height: t.image.height,
+                data: t.mask,
+            };
+            targets.push(ImageTargets::from_mask(mask, size)?);
+            hashes.push(mask_hash(t.image.width, t.image.height, t.mask));
+        }
+        let features = stack_features(training.iter().map(|t| &t.image.features))?;
+        let (ids, valid) = self.token_tensors(&spec.base_text)?;
+        let base = BasePrompt::new(&self.model, ids, valid, spec.site)?;
+        let problem = SearchProblem::new(&self.model, base, features, &targets, &self.device)?;
+        let outcome = search(&problem, &spec.settings, warm_start, control)?;
+        let concept = ConceptFile {
+            format_version: FORMAT_VERSION,
+            name: spec.name.clone(),
+            base_text: spec.base_text.clone(),
+            site: spec.site,
+            shape: outcome.shape,
+            phi: outcome.phi.clone(),
+            checkpoint: self.checkpoint.clone(),
+            training_masks: hashes,
+            settings: spec.settings.clone(),
+            final_loss: outcome.losses.last().copied(),
+        };
+        Ok(Learned { concept, outcome })
+    }
+
+    /// Prepares a concept for prediction; refuses one learned with another checkpoint.
+    pub fn prepare(&self, file: &ConceptFile) -> Result<PreparedConcept, InferenceError> {
+        if file.checkpoint != self.checkpoint {
+            return Err(ConceptError::CheckpointMismatch {
+                path: file.name.clone().into(),
+                learned: file.checkpoint.clone(),
+                loaded: self.checkpoint.clone(),
+            }
+            .into());
+        }
+        let (ids, valid) = self.token_tensors(&file.base_text)?;
+        let base = BasePrompt::new(&self.model, ids, valid, file.site)?;
+        let phi = phi_tensor(&file.phi, file.shape, &self.device)?;
+        if base.phi_shape() != file.shape {
+            return Err(ConceptError::InvalidEmbedding {
+                reason: format!(
+                    "concept {:?} has φ of shape {:?} but its base text gives {:?} with this model",
+                    file.name,
+                    file.shape,
+                    base.phi_shape()
+                ),
+            }
+            .into());
+        }
+        let text = base.text_prompt(&self.model, phi, 1)?;
+        let (ids, valid) = self.token_tensors(VISUAL_CAPTION)?;
+        let visual = self.model.encode_text(ids, valid)?;
+        Ok(PreparedConcept {
+            text,
+            visual,
+            file: file.clone(),
+        })
+    }
+
+    /// The concept's mask on one image, its probability map, instances and HUE score.
+    pub fn predict(
+        &self,
+        concept: &PreparedConcept,
+        image: &CachedImage,
+        options: &PredictOptions,
+    ) -> Result<Prediction, InferenceError> {
+        let size = [image.height, image.width];
+        let prompt = Prompt {
+            text: concept.text.clone(),
+            boxes: vec![Vec::new()],
+        };
+        let det = self.model.decode(&image.features, &prompt)?;
+        let kept = instances(&det, 0, size, options.threshold)?;
+        let pixels = image.width * image.height;
+        let (mask, probability) = match instance_mask_logits(&det, 0, &kept.queries, size)? {
+            Some(logits) => {
+                let mask = host_flags(logits.clone().greater_elem(0.0).int().max_dim(0))?;
+                let prob = host_floats(sigmoid(logits).max_dim(0))?;
+                (mask, prob)
+            }
+            None => (vec![false; pixels], vec![0.0; pixels]),
+        };
+        let instances: Vec<Instance> = kept
+            .queries
+            .iter()
+            .zip(&kept.scores)
+            .zip(&kept.boxes)
+            .map(|((&query, &score), &box_xyxy)| Instance {
+                query,
+                score,
+                box_xyxy,
+            })
+            .collect();
+        let consistency_mask = if instances.is_empty() {
+            None
+        } else {
+            Some(self.box_exemplar_mask(concept, image, &instances, options.threshold)?)
+        };
+        let hue = hue(
+            &probability,
+            &mask,
+            consistency_mask.as_deref(),
+            &options.hue,
+        );
+        Ok(Prediction {
+            width: image.width,
+            height: image.height,
+            mask,
+            probability,
+            instances,
+            consistency_mask,
+            hue,
+        })
+    }
+
+    /// SAM3's mask when `instances`' boxes are its only prompt (positive exemplars, caption
+    /// "visual"): the union of the kept masks.
+    fn box_exemplar_mask(
+        &self,
+        concept: &PreparedConcept,
+        image: &CachedImage,
+        kept_by_concept: &[Instance],
+        threshold: f32,
+    ) -> Result<Vec<bool>, InferenceError> {
+        let (w, h) = (image.width as f32, image.height as f32);
+        let boxes = kept_by_concept
+            .iter()
+            .map(|i| {
+                let [x0, y0, x1, y1] = i.box_xyxy;
+                ExemplarBox {
+                    cxcywh: [
+                        (x0 + x1) / (2.0 * w),
+                        (y0 + y1) / (2.0 * h),
+                        (x1 - x0) / w,
+                        (y1 - y0) / h,
+                    ],
+                    positive: true,
+                }
+            })
+            .collect();
+        let prompt = Prompt {
+            text: concept.visual.clone(),
+            boxes: vec![boxes],
+        };
+        let det = self.model.decode(&image.features, &prompt)?;
+        let size = [image.height, image.width];
+        let kept = instances(&det, 0, size, threshold)?;
+        match kept.masks {
+            Some(masks) => host_flags(masks.int().max_dim(0)),
+            None => Ok(vec![false; image.width * image.height]),
+        }
+    }
+}
+
+/// Concatenates cached features along the batch.
+fn stack_features<'a>(
+    features: impl Iterator<Item = &'a ImageFeatures>,
+) -> Result<ImageFeatures, InferenceError> {
+    let all: Vec<&ImageFeatures> = features.collect();
+    let Some(first) = all.first() else {
+        return Err(ModelError::InvalidInput {
+            reason: "no image features to stack".to_owned(),
+        }
+        .into());
+    };
+    let level = |k: usize| Tensor::cat(all.iter().map(|f| f.fpn[k].clone()).collect(), 0);
+    Ok(ImageFeatures {
+        fpn: [level(0), level(1), level(2)],
+        pos: first.pos.clone(),
+    })
+}
+
+fn host_flags<const D: usize>(
+    t: Tensor<D, burn::tensor::Int>,
+) -> Result<Vec<bool>, InferenceError> {
+    let values = t
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .map_err(|e| read_back("mask", &e))?;
+    Ok(values.into_iter().map(|v| v > 0).collect())
+}
+
+fn host_floats<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, InferenceError> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| read_back("probability map", &e))
+}
+
+fn read_back(what: &'static str, e: &impl std::fmt::Debug) -> InferenceError {
+    ConceptError::ReadBack {
+        what,
+        reason: format!("{e:?}"),
+    }
+    .into()
+}
