@@ -2,9 +2,12 @@
 //! anyhow is allowed here (the binary's edge); everything below returns typed errors.
 #![allow(clippy::print_stdout)]
 
+mod annotate;
 mod doctor;
 mod eval;
+mod model;
 mod parity;
+mod search;
 mod segment;
 pub mod study;
 
@@ -54,6 +57,12 @@ pub enum Command {
     Parity(parity::ParityArgs),
     /// Segment images with a text prompt: one PNG mask per image and an instances.json.
     Segment(segment::SegmentArgs),
+    /// Learn a concept from a few labelled images (concept search) and save it as a `.m2c`
+    /// file; prints the loss of every step.
+    Search(search::SearchArgs),
+    /// Segment images with a learned concept: PNG masks plus hue.csv (uncertainty per image,
+    /// which ones are auto-accepted).
+    Annotate(annotate::AnnotateArgs),
 }
 
 fn parse_device(value: &str) -> Result<DevicePreference, String> {
@@ -69,6 +78,8 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
         Command::Eval(args) => eval::run(args),
         Command::Parity(args) => parity::run(cli, args),
         Command::Segment(args) => segment::run(cli, args),
+        Command::Search(args) => search::run(cli, args),
+        Command::Annotate(args) => annotate::run(cli, args),
     }
 }
 

@@ -5,6 +5,7 @@
 //! Only [`device`] names a concrete burn backend.
 
 pub mod concept;
+pub mod dataset;
 pub mod device;
 pub mod environment;
 pub mod error;
