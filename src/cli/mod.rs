@@ -5,6 +5,7 @@
 mod annotate;
 mod doctor;
 mod eval;
+mod loop_cmd;
 mod model;
 mod parity;
 mod search;
@@ -63,6 +64,9 @@ pub enum Command {
     /// Segment images with a learned concept: PNG masks plus hue.csv (uncertainty per image,
     /// which ones are auto-accepted).
     Annotate(annotate::AnnotateArgs),
+    /// Simulate the annotation loop on a labelled set, the ground truth standing in for the
+    /// human's corrections: one line per round (labelled, mean Dice/IoU, auto-accepted).
+    Loop(loop_cmd::LoopArgs),
 }
 
 fn parse_device(value: &str) -> Result<DevicePreference, String> {
@@ -80,6 +84,7 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
         Command::Segment(args) => segment::run(cli, args),
         Command::Search(args) => search::run(cli, args),
         Command::Annotate(args) => annotate::run(cli, args),
+        Command::Loop(args) => loop_cmd::run(cli, args),
     }
 }
 

@@ -4,6 +4,7 @@
 //!
 //! Only [`device`] names a concrete burn backend.
 
+pub mod active;
 pub mod concept;
 pub mod dataset;
 pub mod device;
