@@ -336,7 +336,7 @@ fn the_loop_prints_one_line_per_round_and_labels_the_flagged_images() {
             .unwrap();
         // labelled images count as 1: at least 2 (then 4) of 7 are perfect
         // (printed to 4 decimals)
-        assert!(dice >= 2.0 / 7.0 - 1e-4 && dice <= 1.0, "{r:?}");
+        assert!((2.0 / 7.0 - 1e-4..=1.0).contains(&dice), "{r:?}");
     }
 }
 
