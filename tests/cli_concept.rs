@@ -27,37 +27,8 @@ fn m2c<S: AsRef<OsStr>>(args: &[S]) -> Output {
     out
 }
 
-/// The tiny fixture folder: the committed copy when present, else the shared one.
-fn tiny_fixtures() -> Option<PathBuf> {
-    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sam3-tiny");
-    if committed.join("sam3_model.safetensors").is_file() {
-        return Some(committed);
-    }
-    common::shared_path("fixtures/sam3-tiny")
-}
-
-/// A checkpoint folder: the tiny weights, their config and a letter-level tokenizer that fits
-/// the tiny model's 512-entry vocabulary (BOS 510, EOS 511).
 fn checkpoint(dir: &Path) -> Option<PathBuf> {
-    let fixtures = tiny_fixtures()?;
-    let ckpt = dir.join("ckpt");
-    std::fs::create_dir_all(&ckpt).unwrap();
-    std::fs::copy(
-        fixtures.join("sam3_model.safetensors"),
-        ckpt.join("model.safetensors"),
-    )
-    .unwrap();
-    std::fs::copy(fixtures.join("sam3_config.json"), ckpt.join("config.json")).unwrap();
-    let mut vocab = serde_json::Map::new();
-    for (i, c) in ('a'..='z').enumerate() {
-        vocab.insert(c.to_string(), i.into());
-        vocab.insert(format!("{c}</w>"), (26 + i).into());
-    }
-    vocab.insert("<|startoftext|>".to_owned(), 510.into());
-    vocab.insert("<|endoftext|>".to_owned(), 511.into());
-    let json = serde_json::json!({ "model": { "vocab": vocab, "merges": [] } });
-    std::fs::write(ckpt.join("tokenizer.json"), json.to_string()).unwrap();
-    Some(ckpt.join("model.safetensors"))
+    common::tiny_checkpoint(dir)
 }
 
 /// `n` images with one or two bright discs (the "concept") on a textured background, their

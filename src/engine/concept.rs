@@ -75,6 +75,19 @@ pub struct CachedImage {
     features: ImageFeatures,
 }
 
+impl CachedImage {
+    /// Device memory the features take (f32), for cache budgets.
+    pub fn feature_bytes(&self) -> usize {
+        let elems: usize = self
+            .features
+            .fpn
+            .iter()
+            .map(|t| t.dims().iter().product::<usize>())
+            .sum();
+        elems * std::mem::size_of::<f32>()
+    }
+}
+
 /// What to learn.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConceptSpec {

@@ -30,6 +30,9 @@ pub enum InferenceError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Parity(#[from] ParityError),
+    /// A model job arrived before any model was loaded.
+    #[error("no SAM3 model is loaded; choose the weights file in Settings (or pass --weights)")]
+    NoModel,
     /// Concept search, a concept file or its training masks.
     #[error(transparent)]
     Concept(#[from] crate::concept::ConceptError),

@@ -13,5 +13,6 @@ pub mod error;
 pub mod inference;
 pub mod paths;
 pub mod weights;
+pub mod worker;
 
 pub use error::EngineError;

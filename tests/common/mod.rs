@@ -3,7 +3,7 @@
 //! numbers with a stated tolerance.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The `shared/` folder beside the repository, or `M2C_SHARED` when set.
 ///
@@ -61,4 +61,42 @@ pub fn assert_close(name: &str, actual: &[f32], expected: &[f32], atol: f32) {
         actual[idx],
         expected[idx]
     );
+}
+
+/// The tiny SAM3 fixture folder (random weights, reference tensors): the committed copy under
+/// `tests/fixtures/sam3-tiny` when present, else `shared/fixtures/sam3-tiny`, else `None` with
+/// a skip message.
+pub fn tiny_fixtures() -> Option<PathBuf> {
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sam3-tiny");
+    if committed.join("sam3_model.safetensors").is_file() {
+        return Some(committed);
+    }
+    shared_path("fixtures/sam3-tiny")
+}
+
+/// A checkpoint folder in `dir` as a user would have it: the tiny weights as
+/// `model.safetensors`, their `config.json`, and a letter-level `tokenizer.json` that fits the
+/// tiny model's 512-entry vocabulary (BOS 510, EOS 511). Returns the weights file.
+#[allow(clippy::expect_used, reason = "test setup fails loudly")]
+pub fn tiny_checkpoint(dir: &Path) -> Option<PathBuf> {
+    let fixtures = tiny_fixtures()?;
+    let ckpt = dir.join("ckpt");
+    std::fs::create_dir_all(&ckpt).expect("checkpoint folder");
+    std::fs::copy(
+        fixtures.join("sam3_model.safetensors"),
+        ckpt.join("model.safetensors"),
+    )
+    .expect("copy weights");
+    std::fs::copy(fixtures.join("sam3_config.json"), ckpt.join("config.json"))
+        .expect("copy config");
+    let mut vocab = serde_json::Map::new();
+    for (i, c) in ('a'..='z').enumerate() {
+        vocab.insert(c.to_string(), i.into());
+        vocab.insert(format!("{c}</w>"), (26 + i).into());
+    }
+    vocab.insert("<|startoftext|>".to_owned(), 510.into());
+    vocab.insert("<|endoftext|>".to_owned(), 511.into());
+    let json = serde_json::json!({ "model": { "vocab": vocab, "merges": [] } });
+    std::fs::write(ckpt.join("tokenizer.json"), json.to_string()).expect("tokenizer");
+    Some(ckpt.join("model.safetensors"))
 }

@@ -1,0 +1,503 @@
+//! The engine thread: owns SAM3 and the cached image features, runs jobs one at a time off the
+//! caller's thread, and reports through a channel the caller drains when it likes (the app:
+//! once per frame, within a time budget). Nothing here blocks the caller.
+//!
+//! - Every [`Request`] gets a [`JobId`]; [`Engine::cancel`] sets its flag. A queued job whose
+//!   flag is set is skipped (reported as cancelled); a running search stops after its current
+//!   step and reports the φ it reached. The caller discards results of jobs it has superseded
+//!   (compare job ids), so a debounced re-search is: cancel the old job, submit a new one.
+//! - Image features are cached by the caller's key (e.g. series + slice) within a byte budget,
+//!   oldest first out, and dropped when another model is loaded.
+//! - A panic inside a job (e.g. a device error) is caught and reported as a failure; the thread
+//!   keeps serving.
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::concept::{
+    CachedImage, ConceptSpec, OwnedRgb, PredictOptions, Prediction, TrainingImage,
+};
+use super::device::DevicePlan;
+use super::inference::{InferenceError, Segmenter};
+use crate::concept::file::ConceptFile;
+use crate::concept::{SearchControl, SearchProgress};
+
+/// Identifies a submitted job in the events it produces.
+pub type JobId = u64;
+
+/// Default budget for cached image features (full-size SAM3: ≈ 111 MB per image).
+pub const DEFAULT_CACHE_BYTES: usize = 2 << 30;
+
+/// An image to work on, with the caller's stable key for the feature cache.
+#[derive(Debug, Clone)]
+pub struct ImageInput {
+    pub key: String,
+    pub image: Arc<OwnedRgb>,
+}
+
+/// A labelled image for a search: the mask at the image's size, row-major.
+#[derive(Debug, Clone)]
+pub struct TrainingSample {
+    pub input: ImageInput,
+    pub mask: Arc<Vec<bool>>,
+}
+
+/// What the engine can be asked to do.
+#[derive(Debug, Clone)]
+pub enum Request {
+    /// Loads (or replaces) the model.
+    Load {
+        weights: PathBuf,
+        config: Option<PathBuf>,
+        plan: DevicePlan,
+    },
+    /// Learns a concept from labelled images (encoding those not cached yet).
+    Learn {
+        spec: ConceptSpec,
+        training: Vec<TrainingSample>,
+        warm_start: Option<Vec<f32>>,
+    },
+    /// Predicts a concept on images, one event per image as it is done.
+    Predict {
+        concept: Box<ConceptFile>,
+        images: Vec<ImageInput>,
+        options: PredictOptions,
+    },
+    /// Drops an image's cached features (its pixels changed).
+    Forget { key: String },
+}
+
+/// Where a job is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stage {
+    /// Running the image encoder on images not cached yet.
+    Encoding {
+        done: usize,
+        total: usize,
+    },
+    Searching(SearchProgress),
+    Predicting {
+        done: usize,
+        total: usize,
+    },
+}
+
+/// What the engine reports.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Loaded {
+        job: JobId,
+        /// The device, config and tokenizer, for the status bar.
+        description: String,
+        checkpoint: String,
+    },
+    Progress {
+        job: JobId,
+        stage: Stage,
+    },
+    Learned {
+        job: JobId,
+        concept: Box<ConceptFile>,
+        losses: Vec<f32>,
+        cancelled: bool,
+    },
+    Predicted {
+        job: JobId,
+        key: String,
+        prediction: Box<Prediction>,
+    },
+    /// The job ended (after its results); `cancelled` when it stopped on request.
+    Finished {
+        job: JobId,
+        cancelled: bool,
+    },
+    /// The job failed; the message is for the user. The engine keeps running.
+    Failed {
+        job: JobId,
+        message: String,
+    },
+}
+
+impl Event {
+    /// The job this event belongs to.
+    pub fn job(&self) -> JobId {
+        match self {
+            Self::Loaded { job, .. }
+            | Self::Progress { job, .. }
+            | Self::Learned { job, .. }
+            | Self::Predicted { job, .. }
+            | Self::Finished { job, .. }
+            | Self::Failed { job, .. } => *job,
+        }
+    }
+}
+
+struct Job {
+    id: JobId,
+    cancel: Arc<AtomicBool>,
+    request: Request,
+}
+
+/// Handle to the engine thread. Dropping it cancels every job and lets the thread end after
+/// the current step.
+#[derive(Debug)]
+pub struct Engine {
+    jobs: Option<Sender<Job>>,
+    events: Receiver<Event>,
+    next: JobId,
+    cancels: HashMap<JobId, Arc<AtomicBool>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Engine {
+    /// Starts the engine thread with the default feature-cache budget.
+    pub fn spawn() -> Self {
+        Self::with_cache_budget(DEFAULT_CACHE_BYTES)
+    }
+
+    /// Starts the engine thread caching at most `cache_bytes` of image features.
+    pub fn with_cache_budget(cache_bytes: usize) -> Self {
+        let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
+        let (events_tx, events_rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("m2c-engine".to_owned())
+            .spawn(move || serve(&jobs_rx, &events_tx, cache_bytes))
+            .ok();
+        Self {
+            jobs: Some(jobs_tx),
+            events: events_rx,
+            next: 1,
+            cancels: HashMap::new(),
+            thread,
+        }
+    }
+
+    /// Queues a request; returns at once.
+    pub fn submit(&mut self, request: Request) -> JobId {
+        let id = self.next;
+        self.next += 1;
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.cancels.insert(id, Arc::clone(&cancel));
+        let job = Job {
+            id,
+            cancel,
+            request,
+        };
+        // A send fails only if the thread is gone; the caller then sees no events for this
+        // job, and `is_running` says why.
+        if let Some(tx) = &self.jobs {
+            let _ = tx.send(job);
+        }
+        id
+    }
+
+    /// Asks a job to stop (skipped if still queued; a search stops after its current step).
+    pub fn cancel(&self, job: JobId) {
+        if let Some(flag) = self.cancels.get(&job) {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The next event, if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        let event = self.events.try_recv().ok()?;
+        self.forget_finished(&event);
+        Some(event)
+    }
+
+    /// The next event, waiting at most `timeout` (for headless callers and tests).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Event> {
+        match self.events.recv_timeout(timeout) {
+            Ok(event) => {
+                self.forget_finished(&event);
+                Some(event)
+            }
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
+        }
+    }
+
+    /// Whether the engine thread is alive.
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    fn forget_finished(&mut self, event: &Event) {
+        if matches!(event, Event::Finished { .. } | Event::Failed { .. }) {
+            self.cancels.remove(&event.job());
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        for flag in self.cancels.values() {
+            flag.store(true, Ordering::Relaxed);
+        }
+        // Closing the queue ends the thread after its current job; not joined, so dropping
+        // never waits on the device.
+        self.jobs = None;
+    }
+}
+
+/// The engine thread's state.
+struct Worker {
+    model: Option<Segmenter>,
+    cache: FeatureCache,
+}
+
+fn serve(jobs: &Receiver<Job>, events: &Sender<Event>, cache_bytes: usize) {
+    let mut worker = Worker {
+        model: None,
+        cache: FeatureCache::new(cache_bytes),
+    };
+    for job in jobs {
+        let id = job.id;
+        if job.cancel.load(Ordering::Relaxed) {
+            let _ = events.send(Event::Finished {
+                job: id,
+                cancelled: true,
+            });
+            continue;
+        }
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            worker.run(id, &job.cancel, job.request, events)
+        }));
+        let end = match outcome {
+            Ok(Ok(())) => Event::Finished {
+                job: id,
+                cancelled: job.cancel.load(Ordering::Relaxed),
+            },
+            Ok(Err(err)) => Event::Failed {
+                job: id,
+                message: error_chain(&err),
+            },
+            Err(panic) => Event::Failed {
+                job: id,
+                message: format!("the compute engine failed: {}", panic_message(&*panic)),
+            },
+        };
+        if events.send(end).is_err() {
+            return; // nobody listens any more
+        }
+    }
+}
+
+impl Worker {
+    fn run(
+        &mut self,
+        job: JobId,
+        cancel: &Arc<AtomicBool>,
+        request: Request,
+        events: &Sender<Event>,
+    ) -> Result<(), InferenceError> {
+        let send = |event| {
+            let _ = events.send(event);
+        };
+        match request {
+            Request::Load {
+                weights,
+                config,
+                plan,
+            } => {
+                // Free the old model and its features before loading the new one.
+                self.model = None;
+                self.cache.clear();
+                let model = Segmenter::load(&weights, config.as_deref(), &plan)?;
+                send(Event::Loaded {
+                    job,
+                    description: format!(
+                        "{}; config: {}; tokenizer: {}",
+                        plan.device_line(),
+                        model.config_source,
+                        model.tokenizer_source
+                    ),
+                    checkpoint: model.checkpoint_id().to_owned(),
+                });
+                self.model = Some(model);
+            }
+            Request::Forget { key } => self.cache.remove(&key),
+            Request::Learn {
+                spec,
+                training,
+                warm_start,
+            } => {
+                let model = self.model.as_ref().ok_or(InferenceError::NoModel)?;
+                let inputs: Vec<&ImageInput> = training.iter().map(|t| &t.input).collect();
+                let Some(images) = encode_all(model, &mut self.cache, &inputs, cancel, |stage| {
+                    send(Event::Progress { job, stage });
+                })?
+                else {
+                    return Ok(());
+                };
+                let samples: Vec<TrainingImage<'_>> = images
+                    .iter()
+                    .zip(&training)
+                    .map(|(image, t)| TrainingImage {
+                        image,
+                        mask: t.mask.as_slice(),
+                    })
+                    .collect();
+                let (tx, rx) = mpsc::channel();
+                let control = SearchControl {
+                    cancel: Arc::clone(cancel),
+                    progress: Some(tx),
+                };
+                let learned = std::thread::scope(|scope| {
+                    scope.spawn(|| {
+                        for p in rx {
+                            send(Event::Progress {
+                                job,
+                                stage: Stage::Searching(p),
+                            });
+                        }
+                    });
+                    let learned = model.learn(&spec, &samples, warm_start.as_deref(), &control);
+                    drop(control);
+                    learned
+                })?;
+                send(Event::Learned {
+                    job,
+                    cancelled: learned.outcome.cancelled,
+                    losses: learned.outcome.losses,
+                    concept: Box::new(learned.concept),
+                });
+            }
+            Request::Predict {
+                concept,
+                images,
+                options,
+            } => {
+                let model = self.model.as_ref().ok_or(InferenceError::NoModel)?;
+                let prepared = model.prepare(&concept)?;
+                let total = images.len();
+                for (done, input) in images.iter().enumerate() {
+                    if cancel.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    send(Event::Progress {
+                        job,
+                        stage: Stage::Predicting { done, total },
+                    });
+                    let cached = self.cache.get_or_encode(model, input)?;
+                    let prediction = model.predict(&prepared, &cached, &options)?;
+                    send(Event::Predicted {
+                        job,
+                        key: input.key.clone(),
+                        prediction: Box::new(prediction),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Features of every input (cached or encoded now); `None` when cancelled on the way.
+fn encode_all(
+    model: &Segmenter,
+    cache: &mut FeatureCache,
+    inputs: &[&ImageInput],
+    cancel: &AtomicBool,
+    progress: impl Fn(Stage),
+) -> Result<Option<Vec<CachedImage>>, InferenceError> {
+    let total = inputs.len();
+    let mut out = Vec::with_capacity(total);
+    for (done, input) in inputs.iter().enumerate() {
+        if cancel.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        progress(Stage::Encoding { done, total });
+        out.push(cache.get_or_encode(model, input)?);
+    }
+    Ok(Some(out))
+}
+
+/// Image features by key within a byte budget; the oldest leave first.
+struct FeatureCache {
+    budget: usize,
+    used: usize,
+    entries: HashMap<String, (CachedImage, usize)>,
+    order: VecDeque<String>,
+}
+
+impl FeatureCache {
+    fn new(budget: usize) -> Self {
+        Self {
+            budget,
+            used: 0,
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.order.clear();
+        self.used = 0;
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some((_, bytes)) = self.entries.remove(key) {
+            self.used -= bytes;
+            self.order.retain(|k| k != key);
+        }
+    }
+
+    /// The cached features of `input`, encoding (and caching) them when absent. A cache hit
+    /// also checks the size, so a key reused for another image is re-encoded.
+    fn get_or_encode(
+        &mut self,
+        model: &Segmenter,
+        input: &ImageInput,
+    ) -> Result<CachedImage, InferenceError> {
+        if let Some((cached, _)) = self.entries.get(&input.key)
+            && (cached.width, cached.height) == (input.image.width, input.image.height)
+        {
+            return Ok(cached.clone());
+        }
+        self.remove(&input.key);
+        let cached = model.encode_image(&input.image.view())?;
+        let bytes = cached.feature_bytes();
+        while self.used + bytes > self.budget {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some((_, b)) = self.entries.remove(&oldest) {
+                self.used -= b;
+            }
+        }
+        if bytes <= self.budget {
+            self.entries
+                .insert(input.key.clone(), (cached.clone(), bytes));
+            self.order.push_back(input.key.clone());
+            self.used += bytes;
+        }
+        Ok(cached)
+    }
+}
+
+/// The error and its causes, one sentence each.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}

@@ -1,0 +1,309 @@
+//! The engine thread on the tiny random-weight SAM3 (CPU): load, learn with progress, predict
+//! with one event per image, cancellation of running and queued jobs, and failures that leave
+//! the engine serving.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers panic on setup failure"
+)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use m2c::concept::file::{EmbeddingSite, SearchSettings};
+use m2c::engine::concept::{ConceptSpec, OwnedRgb, PredictOptions};
+use m2c::engine::device::{DevicePreference, plan_for};
+use m2c::engine::worker::{Engine, Event, ImageInput, JobId, Request, Stage, TrainingSample};
+
+const WAIT: Duration = Duration::from_secs(300);
+
+/// A generated image with a bright disc, and the disc's mask.
+fn sample(key: &str, w: usize, h: usize) -> TrainingSample {
+    let (cx, cy, r) = (w as f32 * 0.4, h as f32 * 0.5, h as f32 * 0.25);
+    let inside = |x: usize, y: usize| (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2) <= r * r;
+    let mut data = Vec::with_capacity(w * h * 3);
+    let mut mask = Vec::with_capacity(w * h);
+    for y in 0..h {
+        for x in 0..w {
+            let m = inside(x, y);
+            mask.push(m);
+            data.extend(if m {
+                [230, 120, 110]
+            } else {
+                [(x % 200) as u8, (y % 150) as u8, 60]
+            });
+        }
+    }
+    TrainingSample {
+        input: ImageInput {
+            key: key.to_owned(),
+            image: Arc::new(OwnedRgb {
+                width: w,
+                height: h,
+                data,
+            }),
+        },
+        mask: Arc::new(mask),
+    }
+}
+
+fn spec(steps: u32) -> ConceptSpec {
+    ConceptSpec {
+        name: "disc".to_owned(),
+        base_text: "a disc".to_owned(),
+        site: EmbeddingSite::TextInput,
+        settings: SearchSettings {
+            steps,
+            lr_start: 5e-2,
+            ..SearchSettings::default()
+        },
+    }
+}
+
+/// Every event of `job` up to and including its end.
+fn drain(engine: &mut Engine, job: JobId) -> Vec<Event> {
+    let mut out = Vec::new();
+    loop {
+        let event = engine.recv_timeout(WAIT).expect("engine answers");
+        assert_eq!(event.job(), job, "events of one job at a time: {event:?}");
+        let end = matches!(event, Event::Finished { .. } | Event::Failed { .. });
+        out.push(event);
+        if end {
+            return out;
+        }
+    }
+}
+
+fn load(engine: &mut Engine, weights: &Path) {
+    let job = engine.submit(Request::Load {
+        weights: weights.to_owned(),
+        config: None,
+        plan: plan_for(DevicePreference::Cpu),
+    });
+    let events = drain(engine, job);
+    assert!(
+        matches!(&events[0], Event::Loaded { checkpoint, .. } if checkpoint.starts_with("sha256:")),
+        "{events:?}"
+    );
+    assert!(matches!(
+        events[1],
+        Event::Finished {
+            cancelled: false,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn learns_with_progress_then_predicts_every_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(weights) = common::tiny_checkpoint(tmp.path()) else {
+        return;
+    };
+    let mut engine = Engine::spawn();
+    load(&mut engine, &weights);
+    let training = vec![sample("a", 120, 90), sample("b", 90, 110)];
+    let job = engine.submit(Request::Learn {
+        spec: spec(4),
+        training: training.clone(),
+        warm_start: None,
+    });
+    let events = drain(&mut engine, job);
+    let encoding = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Progress {
+                    stage: Stage::Encoding { total: 2, .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(encoding, 2, "{events:?}");
+    let steps: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Progress {
+                stage: Stage::Searching(p),
+                ..
+            } => Some(p.step),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(steps, vec![1, 2, 3, 4]);
+    let Some(Event::Learned {
+        concept,
+        losses,
+        cancelled: false,
+        ..
+    }) = events.iter().find(|e| matches!(e, Event::Learned { .. }))
+    else {
+        panic!("no result: {events:?}");
+    };
+    assert_eq!(losses.len(), 4);
+    assert_eq!(concept.training_masks.len(), 2);
+    assert!(matches!(
+        events.last(),
+        Some(Event::Finished {
+            cancelled: false,
+            ..
+        })
+    ));
+
+    // predict on the two cached images and a new one; one event per image, in order
+    let mut images: Vec<ImageInput> = training.iter().map(|t| t.input.clone()).collect();
+    images.push(sample("c", 70, 60).input);
+    let job = engine.submit(Request::Predict {
+        concept: concept.clone(),
+        images,
+        options: PredictOptions {
+            threshold: 0.0,
+            ..PredictOptions::default()
+        },
+    });
+    let events = drain(&mut engine, job);
+    let predicted: Vec<(&str, usize, usize)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Predicted {
+                key, prediction, ..
+            } => Some((key.as_str(), prediction.width, prediction.height)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        predicted,
+        vec![("a", 120, 90), ("b", 90, 110), ("c", 70, 60)]
+    );
+    for e in &events {
+        if let Event::Predicted { prediction, .. } = e {
+            assert_eq!(prediction.mask.len(), prediction.width * prediction.height);
+            assert_eq!(prediction.probability.len(), prediction.mask.len());
+            // threshold 0 keeps all 10 queries, so the box-exemplar pass ran
+            assert_eq!(prediction.instances.len(), 10);
+            assert!(prediction.consistency_mask.is_some());
+        }
+    }
+}
+
+#[test]
+fn cancelling_stops_a_running_search_and_skips_a_queued_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(weights) = common::tiny_checkpoint(tmp.path()) else {
+        return;
+    };
+    let mut engine = Engine::spawn();
+    load(&mut engine, &weights);
+    let long = engine.submit(Request::Learn {
+        spec: spec(100_000),
+        training: vec![sample("a", 100, 80)],
+        warm_start: None,
+    });
+    let queued = engine.submit(Request::Learn {
+        spec: spec(3),
+        training: vec![sample("b", 100, 80)],
+        warm_start: None,
+    });
+    engine.cancel(queued);
+    // wait for the long search to be under way, then stop it
+    loop {
+        let event = engine.recv_timeout(WAIT).expect("progress");
+        if matches!(
+            event,
+            Event::Progress {
+                stage: Stage::Searching(_),
+                ..
+            }
+        ) {
+            break;
+        }
+    }
+    engine.cancel(long);
+    let mut events = Vec::new();
+    while let Some(event) = engine.recv_timeout(WAIT) {
+        let done = matches!(event, Event::Finished { job, .. } if job == queued);
+        events.push(event);
+        if done {
+            break;
+        }
+    }
+    let learned = events.iter().find_map(|e| match e {
+        Event::Learned {
+            job,
+            losses,
+            cancelled,
+            ..
+        } if *job == long => Some((losses.len(), *cancelled)),
+        _ => None,
+    });
+    let (steps, cancelled) = learned.expect("the cancelled search still reports its φ");
+    assert!(cancelled && steps < 100_000, "{steps} steps");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Finished { job, cancelled: true } if *job == long))
+    );
+    // the queued job produced nothing but its cancelled end
+    let of_queued: Vec<&Event> = events.iter().filter(|e| e.job() == queued).collect();
+    assert!(
+        matches!(
+            of_queued.as_slice(),
+            [Event::Finished {
+                cancelled: true,
+                ..
+            }]
+        ),
+        "{of_queued:?}"
+    );
+}
+
+#[test]
+fn failures_are_reported_and_the_engine_keeps_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut engine = Engine::spawn();
+    let job = engine.submit(Request::Learn {
+        spec: spec(1),
+        training: vec![sample("a", 40, 30)],
+        warm_start: None,
+    });
+    let events = drain(&mut engine, job);
+    assert!(
+        matches!(&events[..], [Event::Failed { message, .. }] if message.contains("no SAM3 model is loaded")),
+        "{events:?}"
+    );
+    let garbage = tmp.path().join("model.safetensors");
+    std::fs::write(&garbage, b"not a checkpoint").unwrap();
+    let job = engine.submit(Request::Load {
+        weights: garbage,
+        config: None,
+        plan: plan_for(DevicePreference::Cpu),
+    });
+    let events = drain(&mut engine, job);
+    assert!(
+        matches!(&events[..], [Event::Failed { message, .. }] if message.contains("not a valid safetensors checkpoint")),
+        "{events:?}"
+    );
+    assert!(engine.is_running());
+    // a mask that does not fit its image is refused, not a crash
+    let Some(weights) = common::tiny_checkpoint(tmp.path()) else {
+        return;
+    };
+    load(&mut engine, &weights);
+    let mut bad = sample("a", 40, 30);
+    bad.mask = Arc::new(vec![true; 10]);
+    let job = engine.submit(Request::Learn {
+        spec: spec(1),
+        training: vec![bad],
+        warm_start: None,
+    });
+    let events = drain(&mut engine, job);
+    assert!(
+        matches!(events.last(), Some(Event::Failed { message, .. }) if message.contains("invalid training masks")),
+        "{events:?}"
+    );
+}
