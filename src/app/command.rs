@@ -138,6 +138,14 @@ impl M2cApp {
             Action::OverlayMoreOpaque => {
                 self.overlay.opacity = (self.overlay.opacity + OPACITY_STEP).clamp(0.0, 1.0);
             }
+            Action::LearnConcept
+            | Action::NextFlagged
+            | Action::PreviousFlagged
+            | Action::AcceptAndNext
+            | Action::RejectPrediction
+            | Action::ToggleHeatmap
+            | Action::BoxTool
+            | Action::Settings => self.perform_learning(ctx, action),
             Action::ShowShortcuts => self.show_shortcuts = !self.show_shortcuts,
             Action::Quit => {
                 self.end_stroke();

@@ -38,6 +38,18 @@ pub enum Action {
     ToggleOutline,
     OverlayLessOpaque,
     OverlayMoreOpaque,
+    /// Learn the selected label's concept from its labelled images, then predict the rest.
+    LearnConcept,
+    NextFlagged,
+    PreviousFlagged,
+    /// Accept the image's masks as they are and go to the next flagged image.
+    AcceptAndNext,
+    /// Discard the model's prediction on this image.
+    RejectPrediction,
+    ToggleHeatmap,
+    /// Box tool: drag a box around one object to segment it.
+    BoxTool,
+    Settings,
     ShowShortcuts,
     Quit,
 }
@@ -65,7 +77,7 @@ const LABEL_KEY_LIST: [Key; LABEL_KEYS] = [
 
 impl Action {
     /// Every action, in menu order.
-    pub const ALL: [Action; 35] = [
+    pub const ALL: [Action; 43] = [
         Action::OpenFolder,
         Action::OpenFiles,
         Action::Export,
@@ -99,6 +111,14 @@ impl Action {
         Action::ToggleOutline,
         Action::OverlayLessOpaque,
         Action::OverlayMoreOpaque,
+        Action::BoxTool,
+        Action::LearnConcept,
+        Action::NextFlagged,
+        Action::PreviousFlagged,
+        Action::AcceptAndNext,
+        Action::RejectPrediction,
+        Action::ToggleHeatmap,
+        Action::Settings,
         Action::ShowShortcuts,
         Action::Quit,
     ];
@@ -133,6 +153,14 @@ impl Action {
             Action::ToggleOutline => "Fill/outline masks",
             Action::OverlayLessOpaque => "Masks more transparent",
             Action::OverlayMoreOpaque => "Masks more opaque",
+            Action::LearnConcept => "Learn concept",
+            Action::NextFlagged => "Next flagged image",
+            Action::PreviousFlagged => "Previous flagged image",
+            Action::AcceptAndNext => "Accept and next",
+            Action::RejectPrediction => "Reject prediction",
+            Action::ToggleHeatmap => "Show/hide uncertainty",
+            Action::BoxTool => "Box",
+            Action::Settings => "Settings…",
             Action::ShowShortcuts => "Keyboard shortcuts",
             Action::Quit => "Quit",
         }
@@ -168,6 +196,27 @@ impl Action {
             Action::ToggleOutline => "Draw masks filled or as outlines only",
             Action::OverlayLessOpaque => "Lower the mask opacity",
             Action::OverlayMoreOpaque => "Raise the mask opacity",
+            Action::LearnConcept => {
+                "Learn the selected label from the images you labelled, then segment every other \
+                 image and flag the uncertain ones for review"
+            }
+            Action::NextFlagged => "Go to the next image flagged for review (most uncertain first)",
+            Action::PreviousFlagged => "Go back to the previous flagged image",
+            Action::AcceptAndNext => {
+                "Accept this image's masks as they are (corrections included) and go to the next \
+                 flagged image"
+            }
+            Action::RejectPrediction => {
+                "Discard the model's masks on this image; it becomes unlabelled"
+            }
+            Action::ToggleHeatmap => {
+                "Show where the model is unsure (per-pixel uncertainty, with a legend)"
+            }
+            Action::BoxTool => {
+                "Drag a box around one object: the model segments what is inside with the \
+                 selected label"
+            }
+            Action::Settings => "SAM3 weights, compute device and precision",
             Action::ShowShortcuts => "List every keyboard shortcut",
             Action::Quit => "Close M2C Annotator (accepted work is already saved)",
         }
@@ -207,6 +256,14 @@ impl Action {
             Action::ToggleOutline => vec![key(Key::O)],
             Action::OverlayLessOpaque => vec![key(Key::Comma)],
             Action::OverlayMoreOpaque => vec![key(Key::Period)],
+            Action::LearnConcept => vec![key(Key::L)],
+            Action::NextFlagged => vec![KeyboardShortcut::new(Modifiers::SHIFT, Key::D)],
+            Action::PreviousFlagged => vec![KeyboardShortcut::new(Modifiers::SHIFT, Key::A)],
+            Action::AcceptAndNext => vec![key(Key::Enter)],
+            Action::RejectPrediction => vec![key(Key::Escape)],
+            Action::ToggleHeatmap => vec![key(Key::U)],
+            Action::BoxTool => vec![key(Key::W)],
+            Action::Settings => vec![command(Key::Comma)],
             Action::ShowShortcuts => vec![key(Key::F1)],
             Action::Quit => vec![command(Key::Q)],
         }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod export;
 pub mod keymap;
 pub mod labels_panel;
+mod learning;
 pub mod overlay;
 mod panels;
 pub mod session;
