@@ -16,7 +16,9 @@ use std::time::Duration;
 use m2c::concept::file::{EmbeddingSite, SearchSettings};
 use m2c::engine::concept::{ConceptSpec, OwnedRgb, PredictOptions};
 use m2c::engine::device::{DevicePreference, plan_for};
-use m2c::engine::worker::{Engine, Event, ImageInput, JobId, Request, Stage, TrainingSample};
+use m2c::engine::worker::{
+    Engine, Event, ImageInput, ImageSource, JobId, Request, Stage, TrainingSample,
+};
 
 const WAIT: Duration = Duration::from_secs(300);
 
@@ -40,11 +42,11 @@ fn sample(key: &str, w: usize, h: usize) -> TrainingSample {
     TrainingSample {
         input: ImageInput {
             key: key.to_owned(),
-            image: Arc::new(OwnedRgb {
+            source: ImageSource::Rgb(Arc::new(OwnedRgb {
                 width: w,
                 height: h,
                 data,
-            }),
+            })),
         },
         mask: Arc::new(mask),
     }
@@ -304,6 +306,78 @@ fn failures_are_reported_and_the_engine_keeps_serving() {
     let events = drain(&mut engine, job);
     assert!(
         matches!(events.last(), Some(Event::Failed { message, .. }) if message.contains("invalid training masks")),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn study_slices_are_decoded_on_the_engine_thread() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(weights) = common::tiny_checkpoint(tmp.path()) else {
+        return;
+    };
+    let study_dir = tmp.path().join("study");
+    std::fs::create_dir(&study_dir).unwrap();
+    for k in 0..2u32 {
+        image::GrayImage::from_fn(64, 48, |x, y| image::Luma([((x * 3 + y * k) % 255) as u8]))
+            .save(study_dir.join(format!("s{k}.png")))
+            .unwrap();
+    }
+    // each raster file is a one-slice series
+    let found = m2c::study::discover(&study_dir);
+    let all: Vec<Arc<m2c::study::Series>> = found.series.into_iter().map(Arc::new).collect();
+    assert_eq!(all.len(), 2);
+    let mut engine = Engine::spawn();
+    load(&mut engine, &weights);
+    let mask: Vec<bool> = (0..64 * 48)
+        .map(|i| (i % 64) > 20 && (i % 64) < 40)
+        .collect();
+    let training = all
+        .iter()
+        .enumerate()
+        .map(|(k, series)| TrainingSample {
+            input: ImageInput {
+                key: format!("s{k}"),
+                source: ImageSource::Slice {
+                    series: Arc::clone(series),
+                    index: 0,
+                    window: None,
+                },
+            },
+            mask: Arc::new(mask.clone()),
+        })
+        .collect();
+    let job = engine.submit(Request::Learn {
+        spec: spec(2),
+        training,
+        warm_start: None,
+    });
+    let events = drain(&mut engine, job);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Learned { losses, .. } if losses.len() == 2)),
+        "{events:?}"
+    );
+    // a slice that does not exist fails with the study's message
+    let job = engine.submit(Request::Learn {
+        spec: spec(1),
+        training: vec![TrainingSample {
+            input: ImageInput {
+                key: "gone".to_owned(),
+                source: ImageSource::Slice {
+                    series: Arc::clone(&all[0]),
+                    index: 7,
+                    window: None,
+                },
+            },
+            mask: Arc::new(mask),
+        }],
+        warm_start: None,
+    });
+    let events = drain(&mut engine, job);
+    assert!(
+        matches!(events.last(), Some(Event::Failed { message, .. }) if message.contains("frame")),
         "{events:?}"
     );
 }

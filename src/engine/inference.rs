@@ -30,6 +30,9 @@ pub enum InferenceError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Parity(#[from] ParityError),
+    /// An image of the study could not be read.
+    #[error(transparent)]
+    Study(#[from] crate::study::StudyError),
     /// A model job arrived before any model was loaded.
     #[error("no SAM3 model is loaded; choose the weights file in Settings (or pass --weights)")]
     NoModel,

@@ -27,6 +27,7 @@ use super::device::DevicePlan;
 use super::inference::{InferenceError, Segmenter};
 use crate::concept::file::ConceptFile;
 use crate::concept::{SearchControl, SearchProgress};
+use crate::study::{self, Series, WindowLevel};
 
 /// Identifies a submitted job in the events it produces.
 pub type JobId = u64;
@@ -38,7 +39,55 @@ pub const DEFAULT_CACHE_BYTES: usize = 2 << 30;
 #[derive(Debug, Clone)]
 pub struct ImageInput {
     pub key: String,
-    pub image: Arc<OwnedRgb>,
+    pub source: ImageSource,
+}
+
+/// Where an image's pixels come from. Slices are decoded on the engine thread, and only when
+/// their features are not cached.
+#[derive(Debug, Clone)]
+pub enum ImageSource {
+    Rgb(Arc<OwnedRgb>),
+    /// Slice `index` of a series; grayscale slices go through `window` (default: the slice's
+    /// own window, as the viewer first shows it) and are replicated into R, G and B.
+    Slice {
+        series: Arc<Series>,
+        index: usize,
+        window: Option<WindowLevel>,
+    },
+}
+
+impl ImageSource {
+    /// Width and height in pixels, without decoding.
+    pub fn size(&self) -> (usize, usize) {
+        match self {
+            Self::Rgb(rgb) => (rgb.width, rgb.height),
+            Self::Slice { series, .. } => (
+                usize::try_from(series.width).unwrap_or(0),
+                usize::try_from(series.height).unwrap_or(0),
+            ),
+        }
+    }
+
+    /// The RGB pixels SAM3 receives.
+    pub fn rgb(&self) -> Result<Arc<OwnedRgb>, InferenceError> {
+        match self {
+            Self::Rgb(rgb) => Ok(Arc::clone(rgb)),
+            Self::Slice {
+                series,
+                index,
+                window,
+            } => {
+                let slice = series.load_slice(*index)?;
+                let window = window.unwrap_or_else(|| study::default_window(&slice));
+                let rgb = study::rgb8_from_slice(&slice, window);
+                Ok(Arc::new(OwnedRgb {
+                    width: usize::try_from(rgb.width).unwrap_or(0),
+                    height: usize::try_from(rgb.height).unwrap_or(0),
+                    data: rgb.data,
+                }))
+            }
+        }
+    }
 }
 
 /// A labelled image for a search: the mask at the image's size, row-major.
@@ -457,12 +506,13 @@ impl FeatureCache {
         input: &ImageInput,
     ) -> Result<CachedImage, InferenceError> {
         if let Some((cached, _)) = self.entries.get(&input.key)
-            && (cached.width, cached.height) == (input.image.width, input.image.height)
+            && (cached.width, cached.height) == input.source.size()
         {
             return Ok(cached.clone());
         }
         self.remove(&input.key);
-        let cached = model.encode_image(&input.image.view())?;
+        let rgb = input.source.rgb()?;
+        let cached = model.encode_image(&rgb.view())?;
         let bytes = cached.feature_bytes();
         while self.used + bytes > self.budget {
             let Some(oldest) = self.order.pop_front() else {
