@@ -199,7 +199,16 @@ impl M2cApp {
                     .collect();
                 match states.as_slice() {
                     [] => String::new(),
-                    [one] => state_name(*one).to_owned(),
+                    [one] => {
+                        let hue = items
+                            .first()
+                            .and_then(|&id| session.project.item(id))
+                            .and_then(|i| i.hue());
+                        match hue {
+                            Some(h) => format!("{} · HUE {h:.2}", state_name(*one)),
+                            None => state_name(*one).to_owned(),
+                        }
+                    }
                     many => {
                         let done = many
                             .iter()
@@ -231,6 +240,8 @@ impl M2cApp {
                     &mut self.class_editor,
                     commands,
                 );
+                ui.add_space(12.0);
+                self.learning_panel_ui(ui, commands);
                 ui.add_space(12.0);
                 panels::model_section_ui(ui, &self.model_status);
             });

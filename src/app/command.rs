@@ -36,6 +36,8 @@ pub enum AppCommand {
     AddClass,
     PickExportFolder,
     StartExport(ExportRequest),
+    /// Stop the running search or prediction.
+    CancelLearning,
 }
 
 /// What an edit changed, for the overlay.
@@ -83,6 +85,7 @@ impl M2cApp {
             }
             AppCommand::PickExportFolder => self.pick_export_folder(ctx),
             AppCommand::StartExport(request) => self.start_export(ctx, request),
+            AppCommand::CancelLearning => self.learning.cancel(),
         }
     }
 
@@ -191,7 +194,7 @@ impl M2cApp {
     }
 
     /// Why an edit did nothing, once per cause.
-    fn explain_no_session(&mut self) {
+    pub(super) fn explain_no_session(&mut self) {
         let reason = if self.export.running {
             "Editing is paused while the export runs"
         } else if self.project_opening {

@@ -10,7 +10,7 @@ pub mod error;
 pub mod export;
 pub mod keymap;
 pub mod labels_panel;
-mod learning;
+pub mod learning;
 pub mod overlay;
 mod panels;
 pub mod session;
@@ -152,6 +152,8 @@ pub struct M2cApp {
     last_overlay_error: Option<String>,
     /// `ctx` time of the last retry of a failed save.
     last_flush_retry: f64,
+    /// The engine thread, concepts and the review queue.
+    learning: learning::Learning,
 }
 
 impl M2cApp {
@@ -185,6 +187,7 @@ impl M2cApp {
             last_overlay: None,
             last_overlay_error: None,
             last_flush_retry: 0.0,
+            learning: learning::Learning::default(),
         }
     }
 
@@ -224,6 +227,11 @@ impl M2cApp {
         &self.study
     }
 
+    /// Learning and review state (engine status, running job, concepts).
+    pub fn learning(&self) -> &learning::Learning {
+        &self.learning
+    }
+
     /// Device and weights status as shown in the model panel.
     pub fn model_status(&self) -> &ModelStatus {
         &self.model_status
@@ -235,6 +243,9 @@ impl M2cApp {
             match event {
                 BackgroundEvent::Environment(report) => {
                     self.model_status = model_status_from(&report);
+                    if let Some(weights) = loadable_weights(&report) {
+                        self.learning.load_model(weights, report.plan.clone());
+                    }
                 }
                 BackgroundEvent::PathsPicked(paths) => self.open_paths(ctx, paths),
                 other => self.apply_annotation_event(other),
@@ -243,6 +254,7 @@ impl M2cApp {
         while let Ok(event) = self.study_rx.try_recv() {
             self.study.apply(event, ctx, &self.study_tx);
         }
+        self.drain_engine(ctx);
         self.open_session_if_needed(ctx);
         self.retry_failed_save(ctx);
         if !self.pending_open.is_empty() {
@@ -279,11 +291,13 @@ impl M2cApp {
         let mut commands = Vec::new();
         panels::menu_bar_ui(ui, &mut actions);
         let project_line = self.project_status().line();
+        let review_line = self.session.as_ref().map(|_| self.review_counts().line());
         panels::status_bar_ui(
             ui,
             &self.model_status,
             self.study.status_text(),
             project_line,
+            review_line,
         );
         if self.opened.is_empty() {
             panels::model_panel_ui(ui, &self.model_status);
@@ -360,6 +374,17 @@ impl M2cApp {
         if let Err(e) = spawned {
             tracing::error!("could not start the file dialog thread: {e}");
         }
+    }
+}
+
+/// The weights the engine should try: a SAM3 checkpoint, or a safetensors file whose names
+/// lack the `detector_model.` prefix (a bare `Sam3Model` export, which the loader maps).
+fn loadable_weights(report: &EnvironmentReport) -> Option<PathBuf> {
+    match (&report.weights.found, &report.checkpoint) {
+        (Some(path), Some(Ok(_) | Err(crate::engine::EngineError::NotSam3 { .. }))) => {
+            Some(path.clone())
+        }
+        _ => None,
     }
 }
 

@@ -79,6 +79,7 @@ pub fn status_bar_ui(
     status: &ModelStatus,
     study_line: Option<String>,
     project_line: Option<(String, bool)>,
+    review_line: Option<String>,
 ) {
     egui::Panel::bottom("status_bar").show(ui, |ui| {
         ui.horizontal(|ui| {
@@ -98,6 +99,10 @@ pub fn status_bar_ui(
                 } else {
                     ui.colored_label(ui.visuals().warn_fg_color, line);
                 }
+            }
+            if let Some(line) = review_line {
+                ui.separator();
+                ui.label(line);
             }
             if let Some(line) = study_line {
                 ui.with_layout(Layout::right_to_left(Align::Center), |ui| {

@@ -17,9 +17,7 @@ use burn::tensor::activation::sigmoid;
 
 use super::inference::{InferenceError, Instance, Segmenter};
 use crate::concept::embedding::phi_tensor;
-use crate::concept::file::{
-    ConceptFile, EmbeddingSite, FORMAT_VERSION, SearchSettings, sha256_hex,
-};
+use crate::concept::file::{FORMAT_VERSION, sha256_hex};
 use crate::concept::uncertainty::{HueConfig, HueScore, hue};
 use crate::concept::{
     BasePrompt, BinaryMask, ConceptError, ImageTargets, SearchControl, SearchOutcome,
@@ -28,6 +26,9 @@ use crate::concept::{
 use crate::model::postprocess::{instance_mask_logits, instances};
 use crate::model::preprocess::{RgbImage, pixels_tensor};
 use crate::model::{ExemplarBox, ImageFeatures, ModelError, Prompt, TextPrompt};
+
+/// Concept-file types the app and the command line use through the engine.
+pub use crate::concept::file::{ConceptFile, EmbeddingSite, SearchSettings};
 
 /// SAM3's caption for prompts made of box exemplars only.
 pub const VISUAL_CAPTION: &str = "visual";
@@ -153,6 +154,14 @@ pub struct Prediction {
     /// The box-exemplar pass's mask (`None` when the concept kept no box).
     pub consistency_mask: Option<Vec<bool>>,
     pub hue: HueScore,
+}
+
+/// A short, stable id of a concept for provenance: its name and the start of its embedding's
+/// SHA-256.
+pub fn concept_id(concept: &ConceptFile) -> String {
+    let bytes: Vec<u8> = concept.phi.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let hash = sha256_hex(&bytes);
+    format!("{}:{}", concept.name, hash.get(..12).unwrap_or(&hash))
 }
 
 /// SHA-256 of a training mask: its size and its flags, one byte per pixel.
