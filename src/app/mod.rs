@@ -227,6 +227,12 @@ impl M2cApp {
         &self.study
     }
 
+    /// Loads SAM3 from `weights` on the planned device in the background (the environment
+    /// probe does this by itself when it finds weights).
+    pub fn load_model(&mut self, weights: PathBuf, plan: crate::engine::device::DevicePlan) {
+        self.learning.load_model(weights, plan);
+    }
+
     /// Learning and review state (engine status, running job, concepts).
     pub fn learning(&self) -> &learning::Learning {
         &self.learning

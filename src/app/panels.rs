@@ -41,6 +41,21 @@ pub fn menu_bar_ui(ui: &mut egui::Ui, actions: &mut Vec<Action>) {
                     Action::Eraser,
                     Action::BrushSmaller,
                     Action::BrushLarger,
+                    Action::BoxTool,
+                ] {
+                    action_button_ui(ui, action, actions);
+                }
+                ui.separator();
+                action_button_ui(ui, Action::Settings, actions);
+            });
+            ui.menu_button("Review", |ui| {
+                for action in [
+                    Action::LearnConcept,
+                    Action::NextFlagged,
+                    Action::PreviousFlagged,
+                    Action::AcceptAndNext,
+                    Action::RejectPrediction,
+                    Action::ToggleHeatmap,
                 ] {
                     action_button_ui(ui, action, actions);
                 }
