@@ -404,3 +404,102 @@ fn read_back(what: &'static str, e: &impl std::fmt::Debug) -> InferenceError {
     }
     .into()
 }
+
+/// IoU of two (x0, y0, x1, y1) boxes; 0 when either is empty.
+pub fn box_iou(a: [f32; 4], b: [f32; 4]) -> f32 {
+    let area = |r: [f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
+    let inter = [
+        a[0].max(b[0]),
+        a[1].max(b[1]),
+        a[2].min(b[2]),
+        a[3].min(b[3]),
+    ];
+    let i = area(inter);
+    let union = area(a) + area(b) - i;
+    if union > 0.0 { i / union } else { 0.0 }
+}
+
+/// The object a box prompt picked, at the image's size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoxSegmentation {
+    pub width: usize,
+    pub height: usize,
+    pub mask: Vec<bool>,
+    /// The model's confidence in the mask (detector score or tracker IoU prediction).
+    pub score: f32,
+    /// Which head produced it, for the user.
+    pub source: &'static str,
+}
+
+impl Segmenter {
+    /// The one object inside `box_xyxy` (image pixels) with SAM3's detector: the box is a
+    /// positive exemplar (caption "visual"), and of the instances that finds, the one whose
+    /// box best matches the drawn box (score × box IoU) is returned. `None` when no instance
+    /// overlaps the box.
+    pub fn segment_box_exemplar(
+        &self,
+        image: &CachedImage,
+        box_xyxy: [f32; 4],
+    ) -> Result<Option<BoxSegmentation>, InferenceError> {
+        let (w, h) = (image.width as f32, image.height as f32);
+        let [x0, y0, x1, y1] = box_xyxy;
+        let (x0, x1) = (x0.min(x1).clamp(0.0, w), x0.max(x1).clamp(0.0, w));
+        let (y0, y1) = (y0.min(y1).clamp(0.0, h), y0.max(y1).clamp(0.0, h));
+        if x1 - x0 < 1.0 || y1 - y0 < 1.0 {
+            return Err(ModelError::InvalidInput {
+                reason: format!("the box {box_xyxy:?} is empty inside the {w}×{h} image"),
+            }
+            .into());
+        }
+        let drawn = [x0, y0, x1, y1];
+        let (ids, valid) = self.token_tensors(VISUAL_CAPTION)?;
+        let visual = self.model.encode_text(ids, valid)?;
+        let prompt = Prompt {
+            text: visual,
+            boxes: vec![vec![ExemplarBox {
+                cxcywh: [
+                    (x0 + x1) / (2.0 * w),
+                    (y0 + y1) / (2.0 * h),
+                    (x1 - x0) / w,
+                    (y1 - y0) / h,
+                ],
+                positive: true,
+            }]],
+        };
+        let det = self.model.decode(&image.features, &prompt)?;
+        let size = [image.height, image.width];
+        let all = instances(&det, 0, size, f32::NEG_INFINITY)?;
+        let best = all
+            .queries
+            .iter()
+            .zip(&all.scores)
+            .zip(&all.boxes)
+            .map(|((&q, &score), &b)| (q, score, score * box_iou(b, drawn)))
+            .filter(|&(_, _, rank)| rank > 0.0)
+            .max_by(|a, b| a.2.total_cmp(&b.2));
+        let Some((query, score, _)) = best else {
+            return Ok(None);
+        };
+        let Some(logits) = instance_mask_logits(&det, 0, &[query], size)? else {
+            return Ok(None);
+        };
+        let mut mask = host_flags(logits.greater_elem(0.0).int())?;
+        // The object is the one in the box: nothing outside it.
+        for (i, m) in mask.iter_mut().enumerate() {
+            let (x, y) = (
+                (i % image.width) as f32 + 0.5,
+                (i / image.width) as f32 + 0.5,
+            );
+            if x < x0 || x > x1 || y < y0 || y > y1 {
+                *m = false;
+            }
+        }
+        Ok(Some(BoxSegmentation {
+            width: image.width,
+            height: image.height,
+            mask,
+            score,
+            source: "SAM3 detector (box exemplar)",
+        }))
+    }
+}
