@@ -391,8 +391,7 @@ pub fn legend_ui(ui: &mut egui::Ui) -> egui::Response {
              sure (p = 0 or 1), 1 at p = 0.5. Below 0.05 the image shows through.",
         );
         let (rect, response) = ui.allocate_exact_size(LEGEND_BAR_SIZE, egui::Sense::hover());
-        response
-            .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, LEGEND_BAR));
+        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, LEGEND_BAR));
         if ui.is_rect_visible(rect) {
             paint_bar(ui.painter(), rect, ui.visuals().extreme_bg_color);
             let text = ui.visuals().text_color();
@@ -508,7 +507,7 @@ mod tests {
     fn colormap_follows_matplotlib_viridis() {
         // matplotlib's viridis at 0, 0.25, 0.5, 0.75, 1 (#440154 #3b528b #21918c #5ec962
         // #fde725); the polynomial fit stays within 4/255 of its table.
-        let reference = [
+        let reference: [(f32, [u8; 3]); 5] = [
             (0.0, [0x44, 0x01, 0x54]),
             (0.25, [0x3b, 0x52, 0x8b]),
             (0.5, [0x21, 0x91, 0x8c]),

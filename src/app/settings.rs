@@ -155,7 +155,8 @@ impl SettingsDialog {
             .resizable(false)
             .default_width(480.0)
             .show(ctx, |ui| applied = self.body_ui(ui, device_info));
-        self.open = open && applied.is_none();
+        // Closed by the title bar's ×, by Cancel (inside the body) or by Apply.
+        self.open = self.open && open && applied.is_none();
         applied
     }
 
