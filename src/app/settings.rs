@@ -252,6 +252,12 @@ impl SettingsDialog {
             ui.radio_value(&mut self.precision, Precision::F16, "f16");
             ui.weak("Halves memory; needs a GPU with f16 support.");
         });
+        if self.precision == Precision::F16 && device_info.contains("f16 no") {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                "The device in use reports no f16 support.",
+            );
+        }
         ui.separator();
         ui.weak("Applied settings are saved; the model reloads with them.");
         let mut applied = None;
