@@ -63,13 +63,13 @@ fn wait_for_check(h: &mut Harness<'static, State>) {
 
 /// Replaces the weights field's text with `text`.
 fn type_weights(h: &mut Harness<'static, State>, text: &str) {
-    h.get_by_role_and_label(Role::TextInput, "Weights file")
+    h.get_by_role_and_label(Role::TextInput, settings::WEIGHTS_FIELD)
         .focus();
     h.step();
     h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
     h.key_press(egui::Key::Backspace);
     h.step();
-    h.get_by_role_and_label(Role::TextInput, "Weights file")
+    h.get_by_role_and_label(Role::TextInput, settings::WEIGHTS_FIELD)
         .type_text(text);
     wait_for_check(h);
 }

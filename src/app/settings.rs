@@ -15,8 +15,8 @@ use crate::engine::settings::{ModelSettings, Precision, WeightsCheck, check_weig
 
 /// Window title.
 pub const TITLE: &str = "Settings";
-/// Accessible label of the weights path field.
-pub const WEIGHTS_FIELD: &str = "SAM3 weights file";
+/// Label (and accessible name) of the weights path field.
+pub const WEIGHTS_FIELD: &str = "Weights file";
 /// Label of the apply button.
 pub const APPLY: &str = "Apply";
 
@@ -211,14 +211,14 @@ impl SettingsDialog {
     fn body_ui(&mut self, ui: &mut egui::Ui, device_info: &str) -> Option<ModelSettings> {
         ui.heading("SAM3 weights");
         ui.horizontal(|ui| {
-            let label = ui.label("Weights file");
+            let label = ui.label(WEIGHTS_FIELD);
             ui.add(
                 egui::TextEdit::singleline(&mut self.weights_text)
                     .hint_text("none: manual annotation only")
                     .desired_width(300.0),
             )
             .labelled_by(label.id)
-            .on_hover_text(WEIGHTS_FIELD);
+            .on_hover_text("The SAM3 checkpoint (model.safetensors) or its folder");
             if ui
                 .button("Browse…")
                 .on_hover_text("Choose model.safetensors")
