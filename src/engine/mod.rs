@@ -12,6 +12,7 @@ pub mod environment;
 pub mod error;
 pub mod inference;
 pub mod paths;
+pub mod settings;
 pub mod weights;
 pub mod worker;
 

@@ -30,3 +30,20 @@ pub fn user_data_dir() -> Option<PathBuf> {
 pub fn m2c_data_dir() -> Option<PathBuf> {
     user_data_dir().map(|d| d.join("m2c"))
 }
+
+/// The platform's per-user configuration folder: `$XDG_CONFIG_HOME` or `~/.config` on Linux,
+/// `~/Library/Application Support` on macOS, `%APPDATA%` on Windows.
+pub fn user_config_dir() -> Option<PathBuf> {
+    if cfg!(target_os = "windows") || cfg!(target_os = "macos") {
+        return user_data_dir();
+    }
+    std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| home_dir().map(|h| h.join(".config")))
+}
+
+/// M2C Annotator's own configuration folder (`<user config>/m2c`): the settings file.
+pub fn m2c_config_dir() -> Option<PathBuf> {
+    user_config_dir().map(|d| d.join("m2c"))
+}

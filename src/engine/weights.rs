@@ -168,6 +168,24 @@ pub fn checkpoint_identity(path: &Path) -> Result<String, EngineError> {
     Ok(crate::concept::file::checkpoint_id(&header, file_bytes))
 }
 
+/// The tensor names in the safetensors header of `path` (`__metadata__` left out), sorted.
+/// Reads only the header; lets a caller tell a bare `Sam3Model` file (no `detector_model.`
+/// prefix, which the loader accepts) from another model's checkpoint.
+pub fn checkpoint_tensor_names(path: &Path) -> Result<Vec<String>, EngineError> {
+    let (header, _) = read_header(path)?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|e| EngineError::InvalidCheckpoint {
+            path: path.to_path_buf(),
+            reason: format!("header is not JSON: {e}"),
+        })?;
+    let mut names: Vec<String> = json
+        .as_object()
+        .map(|o| o.keys().filter(|k| *k != "__metadata__").cloned().collect())
+        .unwrap_or_default();
+    names.sort();
+    Ok(names)
+}
+
 /// The safetensors header bytes of `path` (the JSON after the 8-byte length) and the file size.
 fn read_header(path: &Path) -> Result<(Vec<u8>, u64), EngineError> {
     let read_err = |source| EngineError::ReadCheckpoint {
