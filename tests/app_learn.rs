@@ -224,3 +224,122 @@ fn learn_predict_review_accept_and_reject() {
         eprintln!("accept, re-search and cancel exercised");
     }
 }
+
+/// Opens the study with SAM3 loaded; returns the harness once everything is ready.
+fn ready_app(dir: &Path) -> Option<Harness<'static, M2cApp>> {
+    let weights = common::tiny_checkpoint(dir)?;
+    let study = study(dir);
+    let mut app = M2cApp::new(LaunchOptions {
+        paths: vec![study],
+        weights: None,
+        device: DevicePreference::Cpu,
+    });
+    app.set_data_dir(Some(dir.join("data")));
+    app.load_model(weights, plan_for(DevicePreference::Cpu));
+    let mut h = harness(app);
+    h.step();
+    wait_until(&mut h, "the study, the project and SAM3", |a| {
+        a.study().shown().is_some()
+            && a.session().is_some()
+            && matches!(a.learning().status, EngineStatus::Ready { .. })
+    });
+    Some(h)
+}
+
+fn labelled_pixels(app: &mut M2cApp, key: &str) -> Vec<(u32, u32)> {
+    let session = app.session_mut().unwrap();
+    let item = session.project.find_item(key).unwrap();
+    let map = session.project.label_map(item).unwrap();
+    (0..map.height)
+        .flat_map(|y| (0..map.width).map(move |x| (x, y)))
+        .filter(|&(x, y)| map.get(x, y).is_some_and(|v| v != 0))
+        .collect()
+}
+
+#[test]
+fn the_box_tool_adds_one_object_inside_the_box() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut h) = ready_app(dir.path()) else {
+        return;
+    };
+    h.key_press(Key::W);
+    h.step();
+    let to_ui = |h: &Harness<'static, M2cApp>, p: [f32; 2]| h.state().study().ui_from_image(p);
+    let (a, b) = ([20.0f32, 15.0], [60.0f32, 45.0]);
+    h.hover_at(to_ui(&h, a));
+    h.step();
+    h.drag_at(to_ui(&h, a));
+    h.step();
+    h.hover_at(to_ui(&h, [40.0, 30.0]));
+    h.step();
+    h.hover_at(to_ui(&h, b));
+    h.step();
+    h.drop_at(to_ui(&h, b));
+    h.step();
+    let is_result = |t: &str| t.contains("Segmented with") || t.contains("Nothing was found");
+    wait_until(&mut h, "the box result", |a| {
+        a.toasts().texts().any(is_result)
+    });
+    let toast = h
+        .state()
+        .toasts()
+        .texts()
+        .find(|t| is_result(t))
+        .unwrap()
+        .to_owned();
+    eprintln!("box result: {toast}");
+    let pixels = labelled_pixels(h.state_mut(), "img0.png");
+    if toast.contains("Nothing was found") {
+        assert!(pixels.is_empty(), "{toast}");
+    } else {
+        assert!(toast.contains("Segmented with SAM3 detector"), "{toast}");
+        assert!(!pixels.is_empty(), "{toast}");
+        // only inside the drawn box
+        assert!(
+            pixels
+                .iter()
+                .all(|&(x, y)| (20..60).contains(&x) && (15..45).contains(&y)),
+            "{pixels:?}"
+        );
+        assert_eq!(state_of(h.state(), "img0.png"), ReviewState::Corrected);
+        // one undo step
+        h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+        h.run_steps(2);
+        assert!(labelled_pixels(h.state_mut(), "img0.png").is_empty());
+    }
+}
+
+#[test]
+fn heatmap_legend_and_settings_dialog_open_from_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut h) = ready_app(dir.path()) else {
+        return;
+    };
+    // U without a prediction: the legend area says how to get one
+    h.key_press(Key::U);
+    h.run_steps(2);
+    assert!(h.state().learning().heatmap);
+    h.get_by_label_contains("No uncertainty map for this image");
+    paint_disc(&mut h);
+    h.key_press(Key::L);
+    wait_until(&mut h, "learning and prediction", |a| {
+        a.learning().activity() == Activity::Idle && a.learning().concept(1).is_some()
+    });
+    // a predicted image has its map: the legend shows the scale
+    h.key_press(Key::D);
+    wait_until(&mut h, "the next image", |a| {
+        a.study().shown() == Some((1, 0))
+    });
+    h.get_by_label_contains("Uncertainty (HUE)");
+    // Ctrl+, opens Settings on the settings in effect; Cancel keeps them
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Comma);
+    h.run_steps(2);
+    h.get_by_label(m2c::app::settings::APPLY);
+    h.get_by_label("Cancel").click();
+    h.run_steps(2);
+    assert!(h.query_by_label(m2c::app::settings::APPLY).is_none());
+    assert!(matches!(
+        h.state().learning().status,
+        EngineStatus::Ready { .. }
+    ));
+}

@@ -16,6 +16,7 @@ use std::time::Duration;
 use m2c::concept::file::{EmbeddingSite, SearchSettings};
 use m2c::engine::concept::{ConceptSpec, OwnedRgb, PredictOptions};
 use m2c::engine::device::{DevicePreference, plan_for};
+use m2c::engine::settings::Precision;
 use m2c::engine::worker::{
     Engine, Event, ImageInput, ImageSource, JobId, Request, Stage, TrainingSample,
 };
@@ -84,6 +85,7 @@ fn load(engine: &mut Engine, weights: &Path) {
         weights: weights.to_owned(),
         config: None,
         plan: plan_for(DevicePreference::Cpu),
+        precision: Precision::F32,
     });
     let events = drain(engine, job);
     assert!(
@@ -284,6 +286,7 @@ fn failures_are_reported_and_the_engine_keeps_serving() {
         weights: garbage,
         config: None,
         plan: plan_for(DevicePreference::Cpu),
+        precision: Precision::F32,
     });
     let events = drain(&mut engine, job);
     assert!(

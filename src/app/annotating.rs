@@ -8,6 +8,7 @@ use crate::annotation::ReviewState;
 
 use super::command::AppCommand;
 use super::export::ExportDialog;
+use super::heatmap::{self, HeatmapOverlay};
 use super::labels_panel::{self, ProjectStatus};
 use super::overlay::{LabelOverlay, PALETTE_LEN};
 use super::session::{self, Session};
@@ -257,13 +258,27 @@ impl M2cApp {
             .and_then(|s| s.project.class(self.tools.class))
             .map_or([255, 255, 255], |c| c.colour);
         let can_paint = self.session.is_some() && self.study.shown().is_some();
+        let heatmap = self.current_heatmap();
+        let heatmap_on = self.learning.heatmap;
         egui::CentralPanel::default()
             .frame(egui::Frame::NONE)
             .show(ui, |ui| {
                 if let Some(hit) = self.study.image_ui(ui, overlay.as_ref()) {
-                    self.tools.brush_input(ui, &hit, can_paint, commands);
+                    if let Some(h) = &heatmap {
+                        let size = [h.width as usize, h.height as usize];
+                        let image_rect = hit.transform.image_rect_ui(hit.canvas, size);
+                        ui.painter_at(hit.canvas).add(heatmap::paint_callback(
+                            hit.canvas,
+                            image_rect,
+                            h.clone(),
+                        ));
+                    }
+                    if heatmap_on {
+                        heatmap_legend_ui(ui, hit.canvas, heatmap.is_some());
+                    }
+                    self.tools.image_input(ui, &hit, can_paint, commands);
                     if can_paint {
-                        self.tools.brush_cursor_ui(ui, &hit, colour);
+                        self.tools.cursor_ui(ui, &hit, colour);
                     }
                 }
             });
@@ -314,11 +329,44 @@ impl M2cApp {
         Some(overlay)
     }
 
+    /// The uncertainty map of the slice on screen, when the heatmap is on and one exists.
+    fn current_heatmap(&self) -> Option<HeatmapOverlay> {
+        if !self.learning.heatmap {
+            return None;
+        }
+        let (series, index) = self.study.shown()?;
+        let item = self.session.as_ref()?.item_at(series, index)?;
+        let map = self.learning.probability(item)?;
+        Some(HeatmapOverlay {
+            width: map.width,
+            height: map.height,
+            probability: Arc::clone(&map.values),
+            generation: map.generation,
+            opacity: heatmap::DEFAULT_OPACITY,
+        })
+    }
+
     fn with_settings(&self, mut o: LabelOverlay) -> LabelOverlay {
         o.opacity = self.overlay.opacity;
         o.outline = self.overlay.outline;
         o
     }
+}
+
+/// The heatmap's legend in the image's lower left corner (or why there is no map).
+fn heatmap_legend_ui(ui: &egui::Ui, canvas: egui::Rect, has_map: bool) {
+    egui::Area::new(egui::Id::unique("m2c heatmap legend"))
+        .fixed_pos(canvas.left_bottom() + egui::vec2(12.0, -96.0))
+        .order(egui::Order::Foreground)
+        .show(ui.ctx(), |ui| {
+            egui::Frame::popup(ui.style()).show(ui, |ui| {
+                if has_map {
+                    heatmap::legend_ui(ui);
+                } else {
+                    ui.label("No uncertainty map for this image: learn a concept (L) first");
+                }
+            });
+        });
 }
 
 fn state_name(state: ReviewState) -> &'static str {

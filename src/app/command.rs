@@ -38,6 +38,12 @@ pub enum AppCommand {
     StartExport(ExportRequest),
     /// Stop the running search or prediction.
     CancelLearning,
+    /// Segment the object inside this box (image pixels: x0, y0, x1, y1).
+    SegmentBox {
+        box_image: [f32; 4],
+    },
+    /// Settings changed in the dialog: save them and reload the model.
+    ApplySettings(Box<crate::engine::settings::ModelSettings>),
 }
 
 /// What an edit changed, for the overlay.
@@ -86,6 +92,8 @@ impl M2cApp {
             AppCommand::PickExportFolder => self.pick_export_folder(ctx),
             AppCommand::StartExport(request) => self.start_export(ctx, request),
             AppCommand::CancelLearning => self.learning.cancel(),
+            AppCommand::SegmentBox { box_image } => self.segment_box(box_image),
+            AppCommand::ApplySettings(settings) => self.apply_settings(ctx, *settings),
         }
     }
 

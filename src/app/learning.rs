@@ -18,11 +18,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::annotation::{Edit, ItemId, Mask, Provenance, ReviewState, Tool};
+use crate::annotation::{Edit, ItemId, Mask, PasteMode, Provenance, ReviewState, Tool};
 use crate::engine::concept::{
-    ConceptFile, ConceptSpec, EmbeddingSite, PredictOptions, Prediction, SearchSettings, concept_id,
+    BoxSegmentation, ConceptFile, ConceptSpec, EmbeddingSite, PredictOptions, Prediction,
+    SearchSettings, concept_id,
 };
 use crate::engine::device::DevicePlan;
+use crate::engine::settings::Precision;
 use crate::engine::worker::{
     Engine, Event, ImageInput, ImageSource, JobId, Request, Stage, TrainingSample,
 };
@@ -31,6 +33,7 @@ use crate::study::Series;
 use super::M2cApp;
 use super::command::AppCommand;
 use super::keymap::Action;
+use super::tools::ToolKind;
 
 /// Time per frame spent applying engine results.
 pub const EVENT_BUDGET: Duration = Duration::from_millis(6);
@@ -77,6 +80,14 @@ pub struct ProbabilityMap {
     pub generation: u64,
 }
 
+/// A box prompt in flight: where its mask goes.
+#[derive(Debug, Clone, Copy)]
+struct BoxJob {
+    id: JobId,
+    item: ItemId,
+    class: u8,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct LearnJob {
     id: JobId,
@@ -101,6 +112,7 @@ pub struct Learning {
     checkpoint: Option<String>,
     learn: Option<LearnJob>,
     predict: Option<PredictJob>,
+    boxes: Option<BoxJob>,
     stage: Option<Stage>,
     /// The latest concept of each class.
     concepts: HashMap<u8, ConceptFile>,
@@ -129,6 +141,7 @@ impl Default for Learning {
             checkpoint: None,
             learn: None,
             predict: None,
+            boxes: None,
             stage: None,
             concepts: HashMap::new(),
             probability: HashMap::new(),
@@ -144,7 +157,7 @@ impl Default for Learning {
 
 impl Learning {
     /// Loads SAM3 from `weights` on the planned device (on the engine thread).
-    pub fn load_model(&mut self, weights: PathBuf, plan: DevicePlan) {
+    pub fn load_model(&mut self, weights: PathBuf, plan: DevicePlan, precision: Precision) {
         let engine = self.engine.get_or_insert_with(Engine::spawn);
         if let Some(job) = self.learn.take().map(|j| j.id) {
             engine.cancel(job);
@@ -156,9 +169,23 @@ impl Learning {
             weights,
             config: None,
             plan,
+            precision,
         }));
         self.status = EngineStatus::Loading;
         self.checkpoint = None;
+    }
+
+    /// Stops every job and drops the model (new settings are being applied).
+    pub fn unload(&mut self) {
+        self.cancel();
+        self.engine = None;
+        self.load_job = None;
+        self.learn = None;
+        self.predict = None;
+        self.boxes = None;
+        self.stage = None;
+        self.checkpoint = None;
+        self.status = Self::default().status;
     }
 
     pub fn is_ready(&self) -> bool {
@@ -364,7 +391,105 @@ impl M2cApp {
                     self.toasts.error(format!("Prediction failed: {message}"));
                 }
             }
+            Event::BoxSegmented { key, result, .. } => {
+                let Some(b) = self.learning.boxes.filter(|b| b.id == job) else {
+                    return;
+                };
+                self.learning.boxes = None;
+                self.apply_box(b, &key, result.as_deref());
+            }
             Event::Loaded { .. } => {}
+        }
+    }
+
+    /// Segments the object inside `box_image` on the image on screen, with the selected label.
+    pub(super) fn segment_box(&mut self, box_image: [f32; 4]) {
+        if !self.learning.is_ready() {
+            self.toasts.warn(
+                "The box tool needs SAM3: choose the weights in Settings (Ctrl+,); the brush \
+                 works without it",
+            );
+            return;
+        }
+        let Some((series_index, index)) = self.study.shown() else {
+            return;
+        };
+        let Some(series) = self.study.series().get(series_index).cloned() else {
+            return;
+        };
+        let class = self.tools.class;
+        let Some(session) = self.session.as_ref() else {
+            self.explain_no_session();
+            return;
+        };
+        let Some(item) = session.item_at(series_index, index) else {
+            return;
+        };
+        if session.project.class(class).is_none() {
+            self.toasts.warn("Add a label first");
+            return;
+        }
+        let Some(key) = session.project.item(item).map(|i| i.key().to_owned()) else {
+            return;
+        };
+        let window = self.study.window();
+        let Some(engine) = self.learning.engine.as_mut() else {
+            return;
+        };
+        if let Some(old) = self.learning.boxes.take() {
+            engine.cancel(old.id);
+        }
+        let id = engine.submit(Request::SegmentBox {
+            input: ImageInput {
+                key,
+                source: ImageSource::Slice {
+                    series: Arc::new(series),
+                    index,
+                    window,
+                },
+            },
+            box_xyxy: box_image,
+        });
+        self.learning.boxes = Some(BoxJob { id, item, class });
+    }
+
+    fn apply_box(&mut self, job: BoxJob, key: &str, result: Option<&BoxSegmentation>) {
+        let Some(seg) = result else {
+            self.toasts
+                .info("Nothing was found inside the box: draw it closer around the object");
+            return;
+        };
+        let checkpoint = self.learning.checkpoint.clone();
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        let Some(size) = session.project.item(job.item).map(|i| i.size()) else {
+            return;
+        };
+        let bytes = seg.mask.iter().map(|&m| u8::from(m)).collect();
+        let Some(mask) = Mask::from_bytes(size, bytes) else {
+            self.toasts
+                .error(format!("The box result for {key} does not fit the image"));
+            return;
+        };
+        let edit = Edit::PasteMask {
+            item: job.item,
+            class: job.class,
+            mask,
+            mode: PasteMode::Union,
+            provenance: Provenance::model(Tool::BoxPrompt, None, checkpoint),
+        };
+        match session.project.apply(edit) {
+            Ok(_) => {
+                session.touch();
+                self.toasts.info(format!(
+                    "Segmented with {} (score {:.2}); Ctrl+Z undoes it",
+                    seg.source, seg.score
+                ));
+            }
+            Err(e) => self
+                .toasts
+                .error(format!("Could not add the box's mask: {e}")),
         }
     }
 
@@ -756,9 +881,9 @@ impl M2cApp {
             Action::AcceptAndNext => self.accept_and_next(ctx),
             Action::RejectPrediction => self.reject_prediction(),
             Action::ToggleHeatmap => self.learning.heatmap = !self.learning.heatmap,
-            _ => self
-                .toasts
-                .info(format!("{} is not available yet", action.label())),
+            Action::BoxTool => self.tools.kind = ToolKind::Box,
+            Action::Settings => self.open_settings(),
+            _ => {}
         }
     }
 }

@@ -28,10 +28,12 @@ pub use error::AppError;
 
 use crate::engine::device::DevicePreference;
 use crate::engine::environment::{self, EnvironmentReport};
+use crate::engine::settings::{ModelSettings, Precision};
 use command::AppCommand;
 use export::{ExportDialog, ExportSummary};
 use labels_panel::{ClassEditor, OverlaySettings};
 use session::{OpenReport, Session};
+use settings::SettingsDialog;
 use study_view::{StudyEvent, StudyView};
 use toasts::Toasts;
 use tools::ToolState;
@@ -66,8 +68,16 @@ pub fn run(options: LaunchOptions) -> Result<(), AppError> {
         Box::new(move |cc| {
             if let Some(render_state) = cc.wgpu_render_state.as_ref() {
                 overlay::register(render_state);
+                heatmap::register(render_state);
             }
             let mut app = M2cApp::new(options);
+            let (saved, problem) = ModelSettings::load();
+            let file = ModelSettings::default_path().ok();
+            app.use_saved_settings(saved, file);
+            if let Some(problem) = problem {
+                app.toasts
+                    .warn(format!("Saved settings not used: {problem}"));
+            }
             app.capture = capture::Capture::from_env();
             app.start_environment_probe(Some(cc.egui_ctx.clone()));
             Ok(Box::new(app))
@@ -156,6 +166,11 @@ pub struct M2cApp {
     last_flush_retry: f64,
     /// The engine thread, concepts and the review queue.
     learning: learning::Learning,
+    /// Weights, device and precision in effect (command line over saved settings).
+    settings: ModelSettings,
+    settings_dialog: SettingsDialog,
+    /// Where Apply saves the settings (`None`: not saved, e.g. in tests).
+    settings_file: Option<PathBuf>,
 }
 
 impl M2cApp {
@@ -168,7 +183,6 @@ impl M2cApp {
             opened: Vec::new(),
             study: StudyView::default(),
             pending_open: options.paths.clone(),
-            options,
             model_status: ModelStatus::Detecting,
             show_shortcuts: false,
             tx,
@@ -190,12 +204,61 @@ impl M2cApp {
             last_overlay_error: None,
             last_flush_retry: 0.0,
             learning: learning::Learning::default(),
+            settings: ModelSettings {
+                weights: options.weights.clone(),
+                device: options.device,
+                precision: Precision::F32,
+            },
+            settings_dialog: SettingsDialog::default(),
+            settings_file: None,
+            options,
         }
+    }
+
+    /// Uses saved model settings (the command line's `--weights` and `--device` still win)
+    /// and saves changes made in the Settings dialog to `file`.
+    pub fn use_saved_settings(&mut self, saved: ModelSettings, file: Option<PathBuf>) {
+        let device = (self.options.device != DevicePreference::Auto).then_some(self.options.device);
+        self.settings = saved.overridden_by(self.options.weights.clone(), device);
+        self.options.weights.clone_from(&self.settings.weights);
+        self.options.device = self.settings.device;
+        self.settings_file = file;
+    }
+
+    /// The model settings in effect.
+    pub fn model_settings(&self) -> &ModelSettings {
+        &self.settings
     }
 
     /// Where projects of read-only studies are created (default: the user's data folder).
     pub fn set_data_dir(&mut self, dir: Option<PathBuf>) {
         self.data_dir = dir;
+    }
+
+    /// Opens the Settings dialog on the settings in effect.
+    pub(super) fn open_settings(&mut self) {
+        self.settings_dialog.show(&self.settings);
+    }
+
+    /// Applies settings chosen in the dialog: saves them, then detects the device and loads
+    /// the weights again in the background.
+    pub(super) fn apply_settings(&mut self, ctx: &egui::Context, chosen: ModelSettings) {
+        if let Some(file) = &self.settings_file
+            && let Err(e) = chosen.save_to(file)
+        {
+            self.toasts.warn(format!(
+                "The settings apply now but could not be saved: {e}"
+            ));
+        }
+        let reload = chosen != self.settings;
+        self.settings = chosen;
+        self.options.weights.clone_from(&self.settings.weights);
+        self.options.device = self.settings.device;
+        if reload {
+            self.learning.unload();
+            self.model_status = ModelStatus::Detecting;
+            self.start_environment_probe(Some(ctx.clone()));
+        }
     }
 
     /// Detects the compute device and the SAM3 weights on a background thread; the result
@@ -232,7 +295,8 @@ impl M2cApp {
     /// Loads SAM3 from `weights` on the planned device in the background (the environment
     /// probe does this by itself when it finds weights).
     pub fn load_model(&mut self, weights: PathBuf, plan: crate::engine::device::DevicePlan) {
-        self.learning.load_model(weights, plan);
+        self.learning
+            .load_model(weights, plan, self.settings.precision);
     }
 
     /// Learning and review state (engine status, running job, concepts).
@@ -252,7 +316,11 @@ impl M2cApp {
                 BackgroundEvent::Environment(report) => {
                     self.model_status = model_status_from(&report);
                     if let Some(weights) = loadable_weights(&report) {
-                        self.learning.load_model(weights, report.plan.clone());
+                        self.learning.load_model(
+                            weights,
+                            report.plan.clone(),
+                            self.settings.precision,
+                        );
                     }
                 }
                 BackgroundEvent::PathsPicked(paths) => self.open_paths(ctx, paths),
@@ -320,6 +388,15 @@ impl M2cApp {
         }
         if self.show_shortcuts {
             panels::shortcuts_window_ui(&ctx, &mut self.show_shortcuts);
+        }
+        if self.settings_dialog.open {
+            let device_info = match &self.model_status {
+                ModelStatus::Ready { device_line, .. } => device_line.clone(),
+                ModelStatus::Detecting => "detecting the compute device…".to_owned(),
+            };
+            if let Some(chosen) = self.settings_dialog.ui(&ctx, &device_info) {
+                commands.push(AppCommand::ApplySettings(Box::new(chosen)));
+            }
         }
         if self.export.open {
             let can_export = self.session.is_some();

@@ -1,6 +1,7 @@
-//! Drawing tools: the brush and the eraser. Pointer input over the image becomes stroke
+//! Drawing tools: the brush, the eraser and the box. Pointer input over the image becomes stroke
 //! commands (press = begin, moves = extend, release = end: one drag is one undo step), and the
-//! brush outline follows the pointer at its true size in `image` pixels.
+//! brush outline follows the pointer at its true size in `image` pixels. A box drag becomes
+//! one box-prompt command on release.
 //!
 //! The primary button paints. Middle-drag and Space + drag pan, right-drag sets the window
 //! (both handled by the viewer and the study view), so painting stays off while Space is held.
@@ -22,7 +23,12 @@ pub enum ToolKind {
     #[default]
     Brush,
     Eraser,
+    /// Drag a box around one object; the model segments it.
+    Box,
 }
+
+/// Boxes smaller than this (image pixels, either side) are ignored as stray clicks.
+const MIN_BOX_PX: f32 = 2.0;
 
 /// The active tool and its settings, plus whether a drag is painting.
 #[derive(Debug, Clone)]
@@ -34,6 +40,8 @@ pub struct ToolState {
     pub class: u8,
     /// The primary button went down on the image and has not been released yet.
     painting: bool,
+    /// Corners (image pixels) of the box being dragged.
+    box_drag: Option<([f32; 2], [f32; 2])>,
 }
 
 impl Default for ToolState {
@@ -43,6 +51,7 @@ impl Default for ToolState {
             radius_px: 8.0,
             class: 1,
             painting: false,
+            box_drag: None,
         }
     }
 }
@@ -71,11 +80,95 @@ impl ToolState {
         self.painting
     }
 
+    /// Pointer input over the image for the active tool.
+    pub fn image_input(
+        &mut self,
+        ui: &egui::Ui,
+        hit: &ViewerResponse,
+        enabled: bool,
+        commands: &mut Vec<AppCommand>,
+    ) {
+        if self.kind == ToolKind::Box {
+            self.box_input(ui, hit, enabled, commands);
+        } else {
+            self.box_drag = None;
+            self.brush_input(ui, hit, enabled, commands);
+        }
+    }
+
+    /// The tool's cursor: the brush outline, or the box being dragged.
+    pub fn cursor_ui(&self, ui: &egui::Ui, hit: &ViewerResponse, colour: [u8; 3]) {
+        if self.kind != ToolKind::Box {
+            self.brush_cursor_ui(ui, hit, colour);
+            return;
+        }
+        if hit.response.as_ref().is_some_and(egui::Response::hovered) {
+            ui.ctx().set_cursor_icon(egui::CursorIcon::Crosshair);
+        }
+        if let Some((a, b)) = self.box_drag {
+            let to_ui = |p: [f32; 2]| {
+                hit.transform
+                    .ui_from_image(hit.canvas, Pos2::new(p[0], p[1]))
+            };
+            let rect = egui::Rect::from_two_pos(to_ui(a), to_ui(b));
+            let painter = ui.painter_at(hit.canvas);
+            let c = Color32::from_rgb(colour[0], colour[1], colour[2]);
+            painter.rect_stroke(
+                rect,
+                0.0,
+                Stroke::new(3.0, Color32::BLACK),
+                egui::StrokeKind::Middle,
+            );
+            painter.rect_stroke(rect, 0.0, Stroke::new(1.5, c), egui::StrokeKind::Middle);
+        }
+    }
+
+    /// Press starts a box, moves stretch it, release sends it as one box prompt.
+    fn box_input(
+        &mut self,
+        ui: &egui::Ui,
+        hit: &ViewerResponse,
+        enabled: bool,
+        commands: &mut Vec<AppCommand>,
+    ) {
+        let Some(response) = &hit.response else {
+            return;
+        };
+        let to_image = |p: Pos2| {
+            let q = hit.transform.image_from_ui(hit.canvas, p);
+            [q.x, q.y]
+        };
+        let (space, primary_down, latest) = ui.input(|i| {
+            (
+                i.key_down(egui::Key::Space),
+                i.pointer.primary_down(),
+                i.pointer.latest_pos(),
+            )
+        });
+        match (&mut self.box_drag, latest) {
+            (None, Some(pos)) if enabled && !space && response.is_pointer_button_down_on() => {
+                let p = to_image(pos);
+                self.box_drag = Some((p, p));
+            }
+            (Some((_, end)), Some(pos)) => *end = to_image(pos),
+            _ => {}
+        }
+        if !primary_down && let Some((a, b)) = self.box_drag.take() {
+            let (x0, x1) = (a[0].min(b[0]), a[0].max(b[0]));
+            let (y0, y1) = (a[1].min(b[1]), a[1].max(b[1]));
+            if x1 - x0 >= MIN_BOX_PX && y1 - y0 >= MIN_BOX_PX {
+                commands.push(AppCommand::SegmentBox {
+                    box_image: [x0, y0, x1, y1],
+                });
+            }
+        }
+    }
+
     /// Turns this frame's pointer events over the image into stroke commands. `enabled` is
     /// false when nothing can be painted (no project, no item, an export running). Points are
     /// taken from every pointer event of the frame, not only the last position, so a fast
     /// drag at a low frame rate keeps its shape.
-    pub fn brush_input(
+    fn brush_input(
         &mut self,
         ui: &egui::Ui,
         hit: &ViewerResponse,
@@ -160,7 +253,7 @@ impl ToolState {
 
     /// The brush outline under the pointer: a circle of the brush radius in image pixels,
     /// in the label's colour (white for the eraser).
-    pub fn brush_cursor_ui(&self, ui: &egui::Ui, hit: &ViewerResponse, colour: [u8; 3]) {
+    fn brush_cursor_ui(&self, ui: &egui::Ui, hit: &ViewerResponse, colour: [u8; 3]) {
         let Some(response) = &hit.response else {
             return;
         };
@@ -179,7 +272,7 @@ impl ToolState {
         let radius_ui = (self.radius_px * hit.transform.zoom).max(1.0);
         let colour = match self.kind {
             ToolKind::Brush => Color32::from_rgb(colour[0], colour[1], colour[2]),
-            ToolKind::Eraser => Color32::WHITE,
+            ToolKind::Eraser | ToolKind::Box => Color32::WHITE,
         };
         let painter = ui.painter_at(hit.canvas);
         painter.circle_stroke(centre_ui, radius_ui + 1.0, Stroke::new(1.0, Color32::BLACK));

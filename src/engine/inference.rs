@@ -115,6 +115,17 @@ impl Segmenter {
         config: Option<&Path>,
         plan: &DevicePlan,
     ) -> Result<Self, InferenceError> {
+        Self::load_with_precision(weights, config, plan, WeightPrecision::F32)
+    }
+
+    /// [`Segmenter::load`] with the weights held in `precision` on the device (f16 halves
+    /// their memory; activations stay f32).
+    pub fn load_with_precision(
+        weights: &Path,
+        config: Option<&Path>,
+        plan: &DevicePlan,
+        precision: WeightPrecision,
+    ) -> Result<Self, InferenceError> {
         let weights = if weights.is_dir() {
             weights.join(CHECKPOINT_FILE)
         } else {
@@ -140,7 +151,7 @@ impl Segmenter {
         let (tokenizer, tokenizer_source) = folder_tokenizer(folder, context)?;
         let checkpoint = checkpoint_identity(&weights)?;
         let device = open(plan)?;
-        let model = match Sam3::load(&config, &weights, WeightPrecision::F32, &device) {
+        let model = match Sam3::load(&config, &weights, precision, &device) {
             Ok(model) => model,
             Err(err) => return Err(not_sam3.map_or_else(|| err.into(), Into::into)),
         };

@@ -21,10 +21,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::concept::{
-    CachedImage, ConceptSpec, OwnedRgb, PredictOptions, Prediction, TrainingImage,
+    BoxSegmentation, CachedImage, ConceptSpec, OwnedRgb, PredictOptions, Prediction, TrainingImage,
 };
 use super::device::DevicePlan;
 use super::inference::{InferenceError, Segmenter};
+use super::settings::Precision;
 use crate::concept::file::ConceptFile;
 use crate::concept::{SearchControl, SearchProgress};
 use crate::study::{self, Series, WindowLevel};
@@ -105,6 +106,7 @@ pub enum Request {
         weights: PathBuf,
         config: Option<PathBuf>,
         plan: DevicePlan,
+        precision: Precision,
     },
     /// Learns a concept from labelled images (encoding those not cached yet).
     Learn {
@@ -120,6 +122,11 @@ pub enum Request {
     },
     /// Drops an image's cached features (its pixels changed).
     Forget { key: String },
+    /// Segments the one object inside a box (image pixels: x0, y0, x1, y1).
+    SegmentBox {
+        input: ImageInput,
+        box_xyxy: [f32; 4],
+    },
 }
 
 /// Where a job is.
@@ -161,6 +168,12 @@ pub enum Event {
         key: String,
         prediction: Box<Prediction>,
     },
+    /// The object inside a box (`None`: the model found nothing there).
+    BoxSegmented {
+        job: JobId,
+        key: String,
+        result: Option<Box<BoxSegmentation>>,
+    },
     /// The job ended (after its results); `cancelled` when it stopped on request.
     Finished {
         job: JobId,
@@ -181,6 +194,7 @@ impl Event {
             | Self::Progress { job, .. }
             | Self::Learned { job, .. }
             | Self::Predicted { job, .. }
+            | Self::BoxSegmented { job, .. }
             | Self::Finished { job, .. }
             | Self::Failed { job, .. } => *job,
         }
@@ -353,11 +367,17 @@ impl Worker {
                 weights,
                 config,
                 plan,
+                precision,
             } => {
                 // Free the old model and its features before loading the new one.
                 self.model = None;
                 self.cache.clear();
-                let model = Segmenter::load(&weights, config.as_deref(), &plan)?;
+                let model = Segmenter::load_with_precision(
+                    &weights,
+                    config.as_deref(),
+                    &plan,
+                    precision.into(),
+                )?;
                 send(Event::Loaded {
                     job,
                     description: format!(
@@ -371,6 +391,16 @@ impl Worker {
                 self.model = Some(model);
             }
             Request::Forget { key } => self.cache.remove(&key),
+            Request::SegmentBox { input, box_xyxy } => {
+                let model = self.model.as_ref().ok_or(InferenceError::NoModel)?;
+                let cached = self.cache.get_or_encode(model, &input)?;
+                let result = model.segment_box_exemplar(&cached, box_xyxy)?;
+                send(Event::BoxSegmented {
+                    job,
+                    key: input.key,
+                    result: result.map(Box::new),
+                });
+            }
             Request::Learn {
                 spec,
                 training,
