@@ -187,8 +187,8 @@ fn weights_ui(ui: &mut egui::Ui, weights: &WeightsStatus) {
             ui.label("SAM3 weights: not found");
             ui.label(
                 "Manual annotation works without them. To enable automatic segmentation, \
-                 download model.safetensors from Hugging Face facebook/sam3 (gated) and start \
-                 m2c with --weights PATH, or put it at:",
+                 download model.safetensors from Hugging Face facebook/sam3 (gated) and choose \
+                 it in Settings (Ctrl+,), start m2c with --weights PATH, or put it at:",
             );
             if let Some(p) = first_location {
                 ui.label(RichText::new(p.display().to_string()).small().monospace());
