@@ -119,8 +119,10 @@ fn make_project(dir: &Path) {
         .unwrap();
 }
 
-/// Runs one child from edit `start`, kills it after `delay`, returns the edits it acknowledged.
-fn run_child(dir: &Path, start: u64, delay: Duration) -> Vec<u64> {
+/// Runs one child from edit `start`, kills it `delay` after it started (or, with
+/// `after_first_ack`, after its first acknowledgement, so that a loaded machine where the
+/// child needs long to start still sees progress), returns the edits it acknowledged.
+fn run_child(dir: &Path, start: u64, delay: Duration, after_first_ack: bool) -> Vec<u64> {
     let exe = std::env::current_exe().unwrap();
     let stderr_path = dir.with_extension("child-stderr");
     let stderr = std::fs::File::create(&stderr_path).unwrap();
@@ -133,6 +135,7 @@ fn run_child(dir: &Path, start: u64, delay: Duration) -> Vec<u64> {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
+    let (first_tx, first_rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut acks = Vec::new();
         let mut reader = BufReader::new(stdout);
@@ -141,11 +144,18 @@ fn run_child(dir: &Path, start: u64, delay: Duration) -> Vec<u64> {
         while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
             if let Some(k) = line.strip_suffix('\n').and_then(|l| l.strip_prefix("ack ")) {
                 acks.push(k.parse::<u64>().unwrap());
+                if acks.len() == 1 {
+                    let _ = first_tx.send(());
+                }
             }
             line.clear();
         }
         acks
     });
+    if after_first_ack {
+        // A child that never acknowledges is killed after the timeout and fails below.
+        let _ = first_rx.recv_timeout(Duration::from_secs(30));
+    }
     std::thread::sleep(delay);
     child.kill().unwrap();
     let status = child.wait().unwrap();
@@ -176,7 +186,9 @@ fn acknowledged_edits_survive_sigkill() {
     while kills < MIN_KILLS || (kills < 80 && begun.elapsed() < Duration::from_secs(20)) {
         let start = acked.last().map_or(0, |k| k + 1);
         let delay = Duration::from_millis(5 + rng.below(250));
-        let acks = run_child(&dir, start, delay);
+        // Alternate: kills timed from the start (also during opening and recovery) and kills
+        // timed from the first acknowledged edit (progress even on a loaded machine).
+        let acks = run_child(&dir, start, delay, kills % 2 == 1);
         kills += 1;
         for &k in &acks {
             assert!(acked.last().is_none_or(|&last| k > last), "acks in order");
