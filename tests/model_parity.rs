@@ -425,3 +425,67 @@ fn full_preset_matches_hf_checkpoint_layout() {
         "missing {missing:?}\nextra {extra:?}\nwrong {wrong:?}"
     );
 }
+
+/// The tracker tensors compared by `parity::tracker` (scenario C, `tracker_box`).
+fn tracker_names() -> Vec<String> {
+    let mut keys: Vec<String> = (0..4).map(|i| format!("tracker.fpn{i}")).collect();
+    keys.extend(
+        [
+            "tracker.image_embeddings0",
+            "tracker.image_embeddings1",
+            "tracker.image_embeddings2",
+            "tracker.image_positional_embeddings",
+            "tracker.sparse_embeddings",
+            "tracker.dense_embeddings",
+            "tracker.transformer_queries",
+            "tracker.transformer_keys",
+        ]
+        .map(str::to_owned),
+    );
+    keys.extend(tracker_output_names());
+    keys.iter().map(|k| format!("tracker_box:{k}")).collect()
+}
+
+fn tracker_output_names() -> Vec<String> {
+    ["multimask", "single"]
+        .iter()
+        .flat_map(|mode| {
+            ["pred_masks", "iou_scores", "object_score_logits"]
+                .map(|t| format!("tracker.{mode}.{t}"))
+        })
+        .collect()
+}
+
+/// Scenario C (`tracker_box`): tracker neck, high-resolution path, prompt encoder, two-way
+/// transformer, multimask and single-mask outputs, each from the reference input of its stage;
+/// then from pixels through the detector's backbone (one ViT pass for both heads).
+/// Tolerance: max abs ≤ 1e-4 ([`ATOL`]) on every element.
+#[test]
+fn tracker_box_matches_reference() {
+    let Some(fx) = fixtures() else { return };
+    if !fx.has_tracker() {
+        eprintln!("SKIP tracker: no tracker files in {}", fx.dir.display());
+        return;
+    }
+    assert_eq!(
+        fx.tracker_config().expect("tracker config"),
+        m2c::model::Sam3TrackerConfig::tiny(),
+        "sam3_tracker_config.json differs from the tiny preset"
+    );
+    let e2e: Vec<String> = tracker_output_names()
+        .iter()
+        .map(|k| format!("tracker_e2e:{k}"))
+        .collect();
+    for (name, device) in devices() {
+        let model = tiny_model(&fx, &device);
+        let tracker = fx.tracker_model(&device).expect("tracker checkpoint");
+        let got = timed(&format!("[{name}] tracker"), || {
+            parity::tracker(&fx, &tracker, &device).expect("tracker")
+        });
+        check_all(name, &got, &tracker_names());
+        let got = timed(&format!("[{name}] tracker end to end"), || {
+            parity::tracker_end_to_end(&fx, &model, &tracker, &device).expect("tracker e2e")
+        });
+        check_all(name, &got, &e2e);
+    }
+}
