@@ -489,3 +489,122 @@ fn tracker_box_matches_reference() {
         check_all(name, &got, &e2e);
     }
 }
+
+/// The full tracker preset builds exactly the tensors (names and shapes) of HF
+/// `Sam3TrackerModel` minus the shared backbone (listing: `design/sam3-hf-state-dict.txt` §C),
+/// i.e. what `tracker_model.*` / `tracker_neck.*` of `facebook/sam3` provide.
+#[test]
+fn full_tracker_preset_matches_hf_checkpoint_layout() {
+    use burn::module::Module as _;
+    let Some(listing) = common::shared_path("design/sam3-hf-state-dict.txt") else {
+        return;
+    };
+    let text = std::fs::read_to_string(listing).expect("listing");
+    let expected: std::collections::BTreeMap<String, Vec<usize>> = text
+        .lines()
+        .skip_while(|line| !line.starts_with("SECTION C."))
+        .skip(1)
+        .take_while(|line| !line.starts_with("SECTION D."))
+        .filter(|line| !line.starts_with('#') && !line.starts_with('='))
+        .filter(|line| !line.starts_with("vision_encoder.backbone."))
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            let key = fields.next()?.to_owned();
+            let dims = fields.next()?.trim_matches(|c| c == '[' || c == ']');
+            let shape = dims
+                .split(", ")
+                .filter(|d| !d.is_empty())
+                .map(|d| d.parse().expect("dim"))
+                .collect();
+            Some((key, shape))
+        })
+        .collect();
+    assert_eq!(
+        expected.len(),
+        685 - 516,
+        "listing section C without the backbone"
+    );
+    let tracker = m2c::model::Sam3TrackerConfig::full().init(&cpu_device());
+    let mut layout = HfLayout::default();
+    tracker.visit(&mut layout);
+    let missing: Vec<&String> = expected
+        .keys()
+        .filter(|k| !layout.shapes.contains_key(*k))
+        .collect();
+    let extra: Vec<&String> = layout
+        .shapes
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .collect();
+    let wrong: Vec<(&String, &Vec<usize>, &Vec<usize>)> = expected
+        .iter()
+        .filter_map(|(k, e)| layout.shapes.get(k).filter(|a| *a != e).map(|a| (k, a, e)))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && wrong.is_empty(),
+        "missing {missing:?}\nextra {extra:?}\nwrong {wrong:?}"
+    );
+}
+
+/// Tracker checkpoints that do not fit fail with typed errors listing the tensors.
+#[test]
+fn tracker_rejects_foreign_and_mismatched_checkpoints() {
+    use m2c::model::{Sam3Tracker, Sam3TrackerConfig};
+    let Some(dir) = fixture_dir() else { return };
+    let device = cpu_device();
+    let config = Sam3TrackerConfig::tiny();
+    // the detector file has no tracker
+    let err = Sam3Tracker::load(
+        &config,
+        &dir.join("sam3_model.safetensors"),
+        WeightPrecision::F32,
+        &device,
+    )
+    .expect_err("detector file");
+    assert!(matches!(err, ModelError::NoTrackerWeights { .. }), "{err}");
+    let tracker_file = dir.join("sam3_tracker_model.safetensors");
+    if !tracker_file.is_file() {
+        return;
+    }
+    // one two-way block fewer: the file's block 1 is unexpected
+    let mut shallow = config.clone();
+    shallow.mask_decoder_config.num_hidden_layers = 3;
+    let err = Sam3Tracker::load(&shallow, &tracker_file, WeightPrecision::F32, &device)
+        .expect_err("extra block");
+    let ModelError::IncompatibleCheckpoint { missing, .. } = &err else {
+        panic!("{err}")
+    };
+    assert!(
+        missing
+            .iter()
+            .any(|k| k.starts_with("mask_decoder.transformer.layers.2.")),
+        "{err}"
+    );
+    // wider IoU head: shapes differ
+    let mut wider = config;
+    wider.mask_decoder_config.iou_head_hidden_dim = 32;
+    let err =
+        Sam3Tracker::load(&wider, &tracker_file, WeightPrecision::F32, &device).expect_err("shape");
+    let ModelError::IncompatibleCheckpoint { mismatched, .. } = &err else {
+        panic!("{err}")
+    };
+    assert!(
+        mismatched
+            .iter()
+            .any(|m| m.key.starts_with("mask_decoder.iou_prediction_head.")),
+        "{err}"
+    );
+    // a truncated file is a read error
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let bytes = std::fs::read(&tracker_file).expect("tracker file");
+    let truncated = tmp.path().join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
+    let err = Sam3Tracker::load(
+        &Sam3TrackerConfig::tiny(),
+        &truncated,
+        WeightPrecision::F32,
+        &device,
+    )
+    .expect_err("truncated");
+    assert!(matches!(err, ModelError::ReadCheckpoint { .. }), "{err}");
+}

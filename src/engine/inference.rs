@@ -364,6 +364,52 @@ impl Segmenter {
         Ok(ImageResult { text, boxed })
     }
 
+    /// HUE's box-prompted consistency mask taken from the interactive head instead of the
+    /// detector: the union of the best mask of every box (x0, y0, x1, y1 in image pixels), at
+    /// image size, row-major; all false when `boxes` is empty. Needs
+    /// [`Segmenter::load_tracker`].
+    pub fn consistency_mask(
+        &self,
+        image: &RgbImage<'_>,
+        boxes: &[[f32; 4]],
+    ) -> Result<Vec<bool>, InferenceError> {
+        let (width, height) = (image.width, image.height);
+        let mut union = vec![false; width * height];
+        if boxes.is_empty() {
+            return Ok(union);
+        }
+        let Some(tracker) = &self.tracker else {
+            return Err(ModelError::InvalidInput {
+                reason: "box prompts need the tracker head: call load_tracker first".to_owned(),
+            }
+            .into());
+        };
+        let pixels = pixels_tensor(&[*image], self.model.image_size, &self.device)?;
+        let features = tracker.image_features(self.model.encode_backbone(pixels)?)?;
+        let scaled: Vec<[f32; 4]> = boxes
+            .iter()
+            .map(|&b| self.to_model_pixels(b, [height, width]))
+            .collect();
+        for seg in tracker.segment_boxes(&features, &scaled)? {
+            let mask = mask_at_size(seg.mask, [height, width])?;
+            let flags = host_flags(mask.int().reshape([1, height, width]))?;
+            for (u, m) in union.iter_mut().zip(flags) {
+                *u |= m;
+            }
+        }
+        Ok(union)
+    }
+
+    /// A box in image pixels → pixels of the S×S model input (the resize ignores the aspect
+    /// ratio).
+    fn to_model_pixels(&self, box_xyxy: [f32; 4], size: [usize; 2]) -> [f32; 4] {
+        let [height, width] = size;
+        let s = self.model.image_size as f32;
+        let (sx, sy) = (s / width as f32, s / height as f32);
+        let [x0, y0, x1, y1] = box_xyxy;
+        [x0 * sx, y0 * sy, x1 * sx, y1 * sy]
+    }
+
     fn segment_features(
         &self,
         features: &crate::model::ImageFeatures,
@@ -411,12 +457,7 @@ impl Segmenter {
     ) -> Result<BoxMask, InferenceError> {
         let [height, width] = size;
         let features = tracker.image_features(backbone)?;
-        // image pixels → pixels of the S×S model input (the resize ignores the aspect ratio)
-        let s = self.model.image_size as f32;
-        let (sx, sy) = (s / width as f32, s / height as f32);
-        let [x0, y0, x1, y1] = box_xyxy;
-        let scaled = [x0 * sx, y0 * sy, x1 * sx, y1 * sy];
-        let seg = tracker.segment_box(&features, scaled)?;
+        let seg = tracker.segment_box(&features, self.to_model_pixels(box_xyxy, size))?;
         let mask = mask_at_size(seg.mask, [height, width])?;
         // [h, w] bool → [1, h, w] int for the shared reader
         let mask = host_flags(mask.int().reshape([1, height, width]))?;

@@ -263,6 +263,20 @@ impl Sam3Tracker {
         features: &TrackerFeatures,
         box_xyxy: [f32; 4],
     ) -> Result<BoxSegmentation, ModelError> {
+        let mut all = self.segment_boxes(features, &[box_xyxy])?;
+        all.pop().ok_or_else(|| ModelError::InvalidInput {
+            reason: "the tracker returned no mask".to_owned(),
+        })
+    }
+
+    /// Several boxes on the single image of `features`, decoded together (one batch of
+    /// `boxes.len()` prompts) → one [`BoxSegmentation`] per box, in order. This is what a
+    /// box-prompted consistency mask (HUE) needs for a concept's predicted boxes.
+    pub fn segment_boxes(
+        &self,
+        features: &TrackerFeatures,
+        boxes: &[[f32; 4]],
+    ) -> Result<Vec<BoxSegmentation>, ModelError> {
         let invalid = |reason: String| Err(ModelError::InvalidInput { reason });
         if features.batch() != 1 {
             return invalid(format!(
@@ -270,14 +284,21 @@ impl Sam3Tracker {
                 features.batch()
             ));
         }
-        let [x0, y0, x1, y1] = box_xyxy;
-        if box_xyxy.iter().any(|v| !v.is_finite()) || x1 < x0 || y1 < y0 {
-            return invalid(format!(
-                "box {box_xyxy:?} must be finite with x0 ≤ x1 and y0 ≤ y1"
-            ));
+        if boxes.is_empty() {
+            return Ok(Vec::new());
         }
+        for &[x0, y0, x1, y1] in boxes {
+            if [x0, y0, x1, y1].iter().any(|v| !v.is_finite()) || x1 < x0 || y1 < y0 {
+                return invalid(format!(
+                    "box {:?} must be finite with x0 ≤ x1 and y0 ≤ y1",
+                    [x0, y0, x1, y1]
+                ));
+            }
+        }
+        let nb = boxes.len();
         let device = features.image.device();
-        let boxes = Tensor::<3>::from_data(TensorData::new(box_xyxy.to_vec(), [1, 1, 4]), &device);
+        let flat: Vec<f32> = boxes.iter().flatten().copied().collect();
+        let boxes = Tensor::<3>::from_data(TensorData::new(flat, [1, nb, 4]), &device);
         let out = self.predict(
             features,
             &TrackerPrompt {
@@ -287,31 +308,34 @@ impl Sam3Tracker {
         )?;
         let (masks, iou) = out.multimask();
         let [_, _, n, h, w] = masks.dims();
-        let candidate_iou: Vec<f32> = read_f32(iou)?;
-        let best = candidate_iou
-            .iter()
-            .enumerate()
-            .fold(
-                (0, f32::NEG_INFINITY),
-                |acc, (i, &v)| {
-                    if v > acc.1 { (i, v) } else { acc }
-                },
-            )
-            .0;
-        let candidates = masks.reshape([n, h, w]);
-        let mask = candidates.clone().narrow(0, best, 1).reshape([h, w]);
-        let object_score_logit = read_f32(out.object_score_logits())?
-            .first()
-            .copied()
-            .unwrap_or(f32::NAN);
-        Ok(BoxSegmentation {
-            mask,
-            iou: candidate_iou.get(best).copied().unwrap_or(f32::NAN),
-            best,
-            candidates,
-            candidate_iou,
-            object_score_logit,
-        })
+        let all_iou = read_f32(iou)?;
+        let objects = read_f32(out.object_score_logits())?;
+        let masks = masks.reshape([nb, n, h, w]);
+        (0..nb)
+            .map(|k| {
+                let candidate_iou: Vec<f32> =
+                    all_iou.get(k * n..(k + 1) * n).unwrap_or_default().to_vec();
+                let best = candidate_iou
+                    .iter()
+                    .enumerate()
+                    .fold(
+                        (0, f32::NEG_INFINITY),
+                        |acc, (i, &v)| {
+                            if v > acc.1 { (i, v) } else { acc }
+                        },
+                    )
+                    .0;
+                let candidates = masks.clone().narrow(0, k, 1).reshape([n, h, w]);
+                Ok(BoxSegmentation {
+                    mask: candidates.clone().narrow(0, best, 1).reshape([h, w]),
+                    iou: candidate_iou.get(best).copied().unwrap_or(f32::NAN),
+                    best,
+                    candidates,
+                    candidate_iou,
+                    object_score_logit: objects.get(k).copied().unwrap_or(f32::NAN),
+                })
+            })
+            .collect()
     }
 
     fn check_prompt(
