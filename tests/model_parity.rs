@@ -608,3 +608,88 @@ fn tracker_rejects_foreign_and_mismatched_checkpoints() {
     .expect_err("truncated");
     assert!(matches!(err, ModelError::ReadCheckpoint { .. }), "{err}");
 }
+
+/// A safetensors file and how its tensor names change in the merged file.
+type RenamedFile<'a> = (PathBuf, &'a dyn Fn(&str) -> String);
+
+/// Renames the tensors of safetensors files and concatenates them into one file (header
+/// rewritten, data blocks appended with shifted offsets): a stand-in for the hub checkpoint.
+fn merged_safetensors(parts: &[RenamedFile<'_>], extra: &[(&str, Vec<f32>)]) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (path, rename) in parts {
+        let bytes = std::fs::read(path).expect("safetensors file");
+        let n = u64::from_le_bytes(bytes[..8].try_into().expect("length")) as usize;
+        let json: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).expect("header");
+        let base = data.len() as u64;
+        data.extend_from_slice(&bytes[8 + n..]);
+        for (key, info) in json.as_object().expect("object") {
+            if key == "__metadata__" {
+                continue;
+            }
+            let mut info = info.clone();
+            let offsets = info["data_offsets"].as_array().expect("offsets");
+            let shifted: Vec<u64> = offsets
+                .iter()
+                .map(|v| v.as_u64().expect("u64") + base)
+                .collect();
+            info["data_offsets"] = serde_json::json!(shifted);
+            header.insert(rename(key), info);
+        }
+    }
+    for (key, values) in extra {
+        let start = data.len() as u64;
+        data.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        header.insert(
+            (*key).to_owned(),
+            serde_json::json!({"dtype": "F32", "shape": [values.len()], "data_offsets": [start, data.len() as u64]}),
+        );
+    }
+    let mut text = serde_json::Value::Object(header).to_string();
+    while !text.len().is_multiple_of(8) {
+        text.push(' ');
+    }
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
+/// A file laid out like `facebook/sam3` (`detector_model.*`, `tracker_neck.*`, `tracker_model.*`
+/// with a video-only tensor) built from the fixture pair: the detector and the tracker both load
+/// from it, and the tracker still matches the reference (CPU, tolerance [`ATOL`]).
+#[test]
+fn detector_and_tracker_load_from_a_hub_layout_checkpoint() {
+    use m2c::model::Sam3Tracker;
+    let Some(fx) = fixtures() else { return };
+    if !fx.has_tracker() {
+        return;
+    }
+    let detector = |k: &str| format!("detector_model.{k}");
+    let tracker = |k: &str| match k.strip_prefix("vision_encoder.neck.") {
+        Some(rest) => format!("tracker_neck.{rest}"),
+        None => format!("tracker_model.{k}"),
+    };
+    let bytes = merged_safetensors(
+        &[
+            (fx.dir.join("sam3_model.safetensors"), &detector),
+            (fx.dir.join("sam3_tracker_model.safetensors"), &tracker),
+        ],
+        &[("tracker_model.memory_encoder.fake.weight", vec![1.0, 2.0])],
+    );
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let hub = tmp.path().join("model.safetensors");
+    std::fs::write(&hub, bytes).expect("write");
+    let device = cpu_device();
+    Sam3::load(&Sam3Config::tiny(), &hub, WeightPrecision::F32, &device).expect("detector");
+    assert!(Sam3Tracker::file_has_weights(&hub).expect("header"));
+    let model = Sam3Tracker::load(
+        &fx.tracker_config().expect("config"),
+        &hub,
+        WeightPrecision::F32,
+        &device,
+    )
+    .expect("tracker from the hub layout");
+    let got = parity::tracker(&fx, &model, &device).expect("tracker");
+    check_all("flex", &got, &tracker_names());
+}
