@@ -243,7 +243,7 @@ impl Sam3TrackerConfig {
                 prompt.hidden_size, mask.hidden_size
             ));
         }
-        if d == 0 || !d.is_multiple_of(8) || !d.is_multiple_of(2) {
+        if d == 0 || !d.is_multiple_of(8) {
             return invalid(format!(
                 "tracker width {d} must be a positive multiple of 8"
             ));
