@@ -13,6 +13,14 @@
 //!   adds it to level 2. The parameter is loaded (the checkpoint has it) but unused, and the
 //!   0.5× level is not computed outside the parity check.
 //! - A box is encoded as two corner tokens plus one `not_a_point_embed` padding token.
+//! - The grid PE uses `shared_image_embedding`, a second copy of the prompt encoder's Gaussian
+//!   matrix (equal values in the released checkpoint; the fixtures' random copies differ, and
+//!   each is used where HF uses it).
+//! - Each two-way block's MLP has `num_hidden_layers` Linears (2: no hidden layer), ReLU.
+//! - Single-mask mode (`TrackerMaskDecoder::select_single`) keeps mask 0 only when its stability
+//!   (area of logits > δ / area of logits > −δ, 1 when the latter is empty) is ≥ the threshold,
+//!   else takes the candidate with the highest predicted IoU (first one on ties).
+//! - With no prompt at all, the padding point gets padded again: two `not_a_point` tokens.
 //!
 //! [`Sam3::encode_backbone`]: crate::model::Sam3::encode_backbone
 
