@@ -8,6 +8,8 @@
     reason = "test helpers panic on setup failure"
 )]
 
+mod common;
+
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use m2c::engine::device::cpu_device;
 use m2c::model::tracker::{PointPrompt, TrackerPrompt};
@@ -156,4 +158,73 @@ fn boxes_decoded_together_match_boxes_decoded_alone() {
         assert!(a.iter().zip(&j).all(|(x, y)| (x - y).abs() <= 1e-5));
     }
     assert!(tracker.segment_boxes(&features, &[]).unwrap().is_empty());
+}
+
+/// `Segmenter`'s box path on the tiny fixture pair: the box mask is the image's size, and the
+/// HUE consistency mask of several boxes is the union of their single-box masks.
+#[test]
+fn segmenter_box_masks_and_their_union() {
+    use m2c::engine::device::{DevicePreference, plan_for};
+    use m2c::engine::inference::Segmenter;
+    use m2c::model::preprocess::RgbImage;
+    let Some(fixtures) = common::shared_path("fixtures/sam3-tiny") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    for file in [
+        "sam3_model.safetensors",
+        "sam3_tracker_model.safetensors",
+        "sam3_tracker_config.json",
+    ] {
+        std::fs::copy(fixtures.join(file), tmp.path().join(file)).unwrap();
+    }
+    let weights = tmp.path().join("sam3_model.safetensors");
+    let plan = plan_for(DevicePreference::Cpu);
+    let mut segmenter =
+        Segmenter::load(&weights, Some(&fixtures.join("sam3_config.json")), &plan).unwrap();
+    let (width, height) = (90usize, 60usize);
+    let data: Vec<u8> = (0..width * height * 3)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let image = RgbImage {
+        width,
+        height,
+        data: &data,
+    };
+    // box prompts before the tracker is loaded are an error
+    assert!(
+        segmenter
+            .segment_box(&image, [5.0, 5.0, 40.0, 30.0])
+            .is_err()
+    );
+    segmenter.load_tracker(&weights, None).unwrap();
+    let boxes = [[5.0, 5.0, 40.0, 30.0], [30.0, 20.0, 85.0, 55.0]];
+    let singles: Vec<Vec<bool>> = boxes
+        .iter()
+        .map(|b| {
+            let m = segmenter.segment_box(&image, *b).unwrap();
+            assert_eq!(
+                (m.width, m.height, m.mask.len()),
+                (width, height, width * height)
+            );
+            assert_eq!(m.candidate_iou.len(), 3);
+            m.mask
+        })
+        .collect();
+    let union = segmenter.consistency_mask(&image, &boxes).unwrap();
+    let expected: Vec<bool> = singles[0]
+        .iter()
+        .zip(&singles[1])
+        .map(|(a, b)| *a || *b)
+        .collect();
+    // batching the boxes may move logits by ~1e-6: allow a handful of pixels at the boundary
+    let differing = union.iter().zip(&expected).filter(|(a, b)| a != b).count();
+    assert!(differing <= 5, "{differing} pixels differ");
+    assert!(
+        segmenter
+            .consistency_mask(&image, &[])
+            .unwrap()
+            .iter()
+            .all(|m| !m)
+    );
 }
