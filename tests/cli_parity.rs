@@ -74,3 +74,39 @@ fn parity_reports_a_missing_fixture_folder() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/nonexistent/fixtures"), "{stderr}");
 }
+
+#[test]
+fn parity_includes_the_tracker_scenario_or_says_it_skips_it() {
+    let Some(out) = m2c_parity(&["--table"]) else {
+        return;
+    };
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for key in [
+        "tracker_box:tracker.multimask.pred_masks",
+        "tracker_box:tracker.single.pred_masks",
+        "tracker_e2e:tracker.multimask.iou_scores",
+    ] {
+        assert!(stdout.contains(key), "{key}: {stdout}");
+    }
+    assert!(!stdout.contains("tracker: skipped"), "{stdout}");
+    // the same folder without the tracker files
+    let dir = common::shared_path("fixtures/sam3-tiny").expect("fixtures");
+    let tmp = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_file() && !name.contains("tracker") {
+            std::fs::copy(&path, tmp.path().join(&name)).unwrap();
+        }
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_m2c"))
+        .args(["parity", "--device", "cpu", "--fixtures"])
+        .arg(tmp.path())
+        .output()
+        .expect("m2c runs");
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("tracker: skipped"), "{stdout}");
+    assert!(!stdout.contains("tracker_box:"), "{stdout}");
+}

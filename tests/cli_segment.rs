@@ -196,3 +196,166 @@ fn wrong_weights_files_fail_with_a_clear_message() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not a SAM3 checkpoint"), "{stderr}");
 }
+
+/// A checkpoint folder laid out like the fixtures: detector weights, the tracker's
+/// `Sam3TrackerModel` file and config beside them (when `with_tracker`), a toy tokenizer.
+fn tiny_checkpoint(fixtures: &Path, dir: &Path, with_tracker: bool) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let weights = dir.join("sam3_model.safetensors");
+    std::fs::copy(fixtures.join("sam3_model.safetensors"), &weights).unwrap();
+    if with_tracker {
+        for file in ["sam3_tracker_model.safetensors", "sam3_tracker_config.json"] {
+            std::fs::copy(fixtures.join(file), dir.join(file)).unwrap();
+        }
+    }
+    write_toy_tokenizer(dir);
+    weights
+}
+
+fn segment_args(weights: &Path, config: &Path, out: &Path, extra: &[&str], image: &Path) -> Output {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "segment".as_ref(),
+        "--device".as_ref(),
+        "cpu".as_ref(),
+        "--weights".as_ref(),
+        weights.as_os_str(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ];
+    args.extend(extra.iter().map(|s| std::ffi::OsStr::new(*s)));
+    args.push(image.as_os_str());
+    m2c(&args)
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn box_prompt_segments_with_the_tracker_head() {
+    let Some(fixtures) = common::shared_path("fixtures/sam3-tiny") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = tiny_checkpoint(&fixtures, &tmp.path().join("ckpt"), true);
+    let config = fixtures.join("sam3_config.json");
+    let image = tmp.path().join("wide.png");
+    write_image(&image, 200, 150);
+
+    // box alone: the box mask is <stem>.png
+    let out_dir = tmp.path().join("box");
+    let out = segment_args(
+        &weights,
+        &config,
+        &out_dir,
+        &["--box", "40,30,160,120"],
+        &image,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("sam3_tracker_model.safetensors"),
+        "{stdout}"
+    );
+    let mask = image::open(out_dir.join("wide.png")).unwrap().to_luma8();
+    assert_eq!(mask.dimensions(), (200, 150));
+    assert!(mask.pixels().all(|p| p.0[0] == 0 || p.0[0] == 255));
+    let json = read_json(&out_dir.join("instances.json"));
+    assert!(json.get("text").is_none(), "{json}");
+    let report = &json["images"][0];
+    assert_eq!(report["width"], 200);
+    assert_eq!(report["height"], 150);
+    let boxed = &report["box"];
+    let ious: Vec<f64> = boxed["candidate_iou"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(ious.len(), 3, "{boxed}");
+    // the predicted IoU is a sigmoid, and the returned candidate is the best one
+    assert!(ious.iter().all(|v| (0.0..=1.0).contains(v)), "{boxed}");
+    let best = usize::try_from(boxed["candidate"].as_u64().unwrap()).unwrap();
+    let iou = boxed["iou"].as_f64().unwrap();
+    assert_eq!(iou, ious[best]);
+    assert!(ious.iter().all(|v| *v <= iou), "{boxed}");
+    let foreground = mask.pixels().filter(|p| p.0[0] == 255).count() as u64;
+    assert_eq!(boxed["foreground_px"].as_u64().unwrap(), foreground);
+
+    // text and box: one ViT pass, two masks
+    let out_dir = tmp.path().join("both");
+    let out = segment_args(
+        &weights,
+        &config,
+        &out_dir,
+        &[
+            "--text",
+            "polyp",
+            "--threshold",
+            "0",
+            "--box",
+            "40,30,160,120",
+        ],
+        &image,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    for name in ["wide.png", "wide_box.png"] {
+        let mask = image::open(out_dir.join(name)).unwrap().to_luma8();
+        assert_eq!(mask.dimensions(), (200, 150), "{name}");
+    }
+    let json = read_json(&out_dir.join("instances.json"));
+    assert_eq!(json["text"], "polyp");
+    let report = &json["images"][0];
+    assert_eq!(report["instances"].as_array().unwrap().len(), 10);
+    assert!(
+        report["box"]["mask"]
+            .as_str()
+            .unwrap()
+            .ends_with("wide_box.png")
+    );
+}
+
+#[test]
+fn box_prompt_errors_are_clear() {
+    let Some(fixtures) = common::shared_path("fixtures/sam3-tiny") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let config = fixtures.join("sam3_config.json");
+    let image = tmp.path().join("a.png");
+    write_image(&image, 64, 48);
+    let out_dir = tmp.path().join("out");
+    let weights = tiny_checkpoint(&fixtures, &tmp.path().join("with"), true);
+    for (bad, needle) in [
+        ("1,2,3", "expected 4 comma-separated numbers"),
+        ("1,2,x,4", "is not a number"),
+        ("30,2,10,40", "need x1 < x2 and y1 < y2"),
+    ] {
+        let out = segment_args(&weights, &config, &out_dir, &["--box", bad], &image);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{bad}: {stderr}");
+    }
+    // a box outside the image is refused by the model wrapper
+    let out = segment_args(
+        &weights,
+        &config,
+        &out_dir,
+        &["--box", "100,100,200,200"],
+        &image,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("overlap the 64×48 image"), "{stderr}");
+    // a detector-only checkpoint has no tracker weights
+    let weights = tiny_checkpoint(&fixtures, &tmp.path().join("without"), false);
+    let out = segment_args(&weights, &config, &out_dir, &["--box", "1,2,30,40"], &image);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("has no tracker weights"), "{stderr}");
+    // neither --text nor --box
+    let out = segment_args(&weights, &config, &out_dir, &[], &image);
+    assert_eq!(out.status.code(), Some(2));
+}

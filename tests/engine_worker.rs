@@ -384,3 +384,65 @@ fn study_slices_are_decoded_on_the_engine_thread() {
         "{events:?}"
     );
 }
+
+/// A box on an image: the interactive head when the checkpoint has it, else the detector.
+fn box_source(weights: &Path) -> (String, Option<usize>) {
+    let mut engine = Engine::spawn();
+    let job = engine.submit(Request::Load {
+        weights: weights.to_owned(),
+        config: None,
+        plan: plan_for(DevicePreference::Cpu),
+        precision: Precision::F32,
+    });
+    let events = drain(&mut engine, job);
+    let Event::Loaded { description, .. } = &events[0] else {
+        panic!("{events:?}");
+    };
+    let description = description.clone();
+    let input = sample("a", 90, 70).input;
+    let mut answers = Vec::new();
+    // twice on one image: the second box reuses the cached features
+    for b in [[20.0, 15.0, 60.0, 50.0], [10.0, 10.0, 40.0, 30.0]] {
+        let job = engine.submit(Request::SegmentBox {
+            input: input.clone(),
+            box_xyxy: b,
+        });
+        let events = drain(&mut engine, job);
+        let Some(Event::BoxSegmented { key, result, .. }) = events.first() else {
+            panic!("{events:?}");
+        };
+        assert_eq!(key, "a");
+        answers.push(result.as_ref().map(|r| {
+            assert_eq!((r.width, r.height), (90, 70));
+            assert_eq!(r.mask.len(), 90 * 70);
+            assert!(r.mask.iter().any(|&m| m));
+            (r.source, r.mask.iter().filter(|&&m| m).count())
+        }));
+    }
+    let sources: Vec<&str> = answers.iter().flatten().map(|a| a.0).collect();
+    (
+        format!("{description} | {sources:?}"),
+        answers.first().cloned().flatten().map(|a| a.1),
+    )
+}
+
+#[test]
+fn boxes_use_the_interactive_head_when_the_checkpoint_has_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(weights) = common::tiny_checkpoint_with_tracker(tmp.path()) else {
+        return;
+    };
+    let (what, _) = box_source(&weights);
+    eprintln!("{what}");
+    assert!(what.contains("box tool: SAM3 interactive head"), "{what}");
+    // the tiny head returns a non-empty mask for both boxes
+    assert!(
+        what.ends_with("[\"SAM3 interactive head\", \"SAM3 interactive head\"]"),
+        "{what}"
+    );
+    let plain = tempfile::tempdir().unwrap();
+    let weights = common::tiny_checkpoint(plain.path()).unwrap();
+    let (what, _) = box_source(&weights);
+    assert!(what.contains("box tool: SAM3 detector"), "{what}");
+    assert!(!what.contains("\"SAM3 interactive head\""), "{what}");
+}

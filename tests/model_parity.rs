@@ -425,3 +425,271 @@ fn full_preset_matches_hf_checkpoint_layout() {
         "missing {missing:?}\nextra {extra:?}\nwrong {wrong:?}"
     );
 }
+
+/// The tracker tensors compared by `parity::tracker` (scenario C, `tracker_box`).
+fn tracker_names() -> Vec<String> {
+    let mut keys: Vec<String> = (0..4).map(|i| format!("tracker.fpn{i}")).collect();
+    keys.extend(
+        [
+            "tracker.image_embeddings0",
+            "tracker.image_embeddings1",
+            "tracker.image_embeddings2",
+            "tracker.image_positional_embeddings",
+            "tracker.sparse_embeddings",
+            "tracker.dense_embeddings",
+            "tracker.transformer_queries",
+            "tracker.transformer_keys",
+        ]
+        .map(str::to_owned),
+    );
+    keys.extend(tracker_output_names());
+    keys.iter().map(|k| format!("tracker_box:{k}")).collect()
+}
+
+fn tracker_output_names() -> Vec<String> {
+    ["multimask", "single"]
+        .iter()
+        .flat_map(|mode| {
+            ["pred_masks", "iou_scores", "object_score_logits"]
+                .map(|t| format!("tracker.{mode}.{t}"))
+        })
+        .collect()
+}
+
+/// Scenario C (`tracker_box`): tracker neck, high-resolution path, prompt encoder, two-way
+/// transformer, multimask and single-mask outputs, each from the reference input of its stage;
+/// then from pixels through the detector's backbone (one ViT pass for both heads).
+/// Tolerance: max abs ≤ 1e-4 ([`ATOL`]) on every element.
+#[test]
+fn tracker_box_matches_reference() {
+    let Some(fx) = fixtures() else { return };
+    if !fx.has_tracker() {
+        eprintln!("SKIP tracker: no tracker files in {}", fx.dir.display());
+        return;
+    }
+    assert_eq!(
+        fx.tracker_config().expect("tracker config"),
+        m2c::model::Sam3TrackerConfig::tiny(),
+        "sam3_tracker_config.json differs from the tiny preset"
+    );
+    let e2e: Vec<String> = tracker_output_names()
+        .iter()
+        .map(|k| format!("tracker_e2e:{k}"))
+        .collect();
+    for (name, device) in devices() {
+        let model = tiny_model(&fx, &device);
+        let tracker = fx.tracker_model(&device).expect("tracker checkpoint");
+        let got = timed(&format!("[{name}] tracker"), || {
+            parity::tracker(&fx, &tracker, &device).expect("tracker")
+        });
+        check_all(name, &got, &tracker_names());
+        let got = timed(&format!("[{name}] tracker end to end"), || {
+            parity::tracker_end_to_end(&fx, &model, &tracker, &device).expect("tracker e2e")
+        });
+        check_all(name, &got, &e2e);
+    }
+}
+
+/// The full tracker preset builds exactly the tensors (names and shapes) of HF
+/// `Sam3TrackerModel` minus the shared backbone (listing: `design/sam3-hf-state-dict.txt` §C),
+/// i.e. what `tracker_model.*` / `tracker_neck.*` of `facebook/sam3` provide.
+#[test]
+fn full_tracker_preset_matches_hf_checkpoint_layout() {
+    use burn::module::Module as _;
+    let Some(listing) = common::shared_path("design/sam3-hf-state-dict.txt") else {
+        return;
+    };
+    let text = std::fs::read_to_string(listing).expect("listing");
+    let expected: std::collections::BTreeMap<String, Vec<usize>> = text
+        .lines()
+        .skip_while(|line| !line.starts_with("SECTION C."))
+        .skip(1)
+        .take_while(|line| !line.starts_with("SECTION D."))
+        .filter(|line| !line.starts_with('#') && !line.starts_with('='))
+        .filter(|line| !line.starts_with("vision_encoder.backbone."))
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            let key = fields.next()?.to_owned();
+            let dims = fields.next()?.trim_matches(|c| c == '[' || c == ']');
+            let shape = dims
+                .split(", ")
+                .filter(|d| !d.is_empty())
+                .map(|d| d.parse().expect("dim"))
+                .collect();
+            Some((key, shape))
+        })
+        .collect();
+    assert_eq!(
+        expected.len(),
+        685 - 516,
+        "listing section C without the backbone"
+    );
+    let tracker = m2c::model::Sam3TrackerConfig::full().init(&cpu_device());
+    let mut layout = HfLayout::default();
+    tracker.visit(&mut layout);
+    let missing: Vec<&String> = expected
+        .keys()
+        .filter(|k| !layout.shapes.contains_key(*k))
+        .collect();
+    let extra: Vec<&String> = layout
+        .shapes
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .collect();
+    let wrong: Vec<(&String, &Vec<usize>, &Vec<usize>)> = expected
+        .iter()
+        .filter_map(|(k, e)| layout.shapes.get(k).filter(|a| *a != e).map(|a| (k, a, e)))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && wrong.is_empty(),
+        "missing {missing:?}\nextra {extra:?}\nwrong {wrong:?}"
+    );
+}
+
+/// Tracker checkpoints that do not fit fail with typed errors listing the tensors.
+#[test]
+fn tracker_rejects_foreign_and_mismatched_checkpoints() {
+    use m2c::model::{Sam3Tracker, Sam3TrackerConfig};
+    let Some(dir) = fixture_dir() else { return };
+    let device = cpu_device();
+    let config = Sam3TrackerConfig::tiny();
+    // the detector file has no tracker
+    let err = Sam3Tracker::load(
+        &config,
+        &dir.join("sam3_model.safetensors"),
+        WeightPrecision::F32,
+        &device,
+    )
+    .expect_err("detector file");
+    assert!(matches!(err, ModelError::NoTrackerWeights { .. }), "{err}");
+    let tracker_file = dir.join("sam3_tracker_model.safetensors");
+    if !tracker_file.is_file() {
+        return;
+    }
+    // one two-way block fewer: the file's block 1 is unexpected
+    let mut shallow = config.clone();
+    shallow.mask_decoder_config.num_hidden_layers = 3;
+    let err = Sam3Tracker::load(&shallow, &tracker_file, WeightPrecision::F32, &device)
+        .expect_err("extra block");
+    let ModelError::IncompatibleCheckpoint { missing, .. } = &err else {
+        panic!("{err}")
+    };
+    assert!(
+        missing
+            .iter()
+            .any(|k| k.starts_with("mask_decoder.transformer.layers.2.")),
+        "{err}"
+    );
+    // wider IoU head: shapes differ
+    let mut wider = config;
+    wider.mask_decoder_config.iou_head_hidden_dim = 32;
+    let err =
+        Sam3Tracker::load(&wider, &tracker_file, WeightPrecision::F32, &device).expect_err("shape");
+    let ModelError::IncompatibleCheckpoint { mismatched, .. } = &err else {
+        panic!("{err}")
+    };
+    assert!(
+        mismatched
+            .iter()
+            .any(|m| m.key.starts_with("mask_decoder.iou_prediction_head.")),
+        "{err}"
+    );
+    // a truncated file is a read error
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let bytes = std::fs::read(&tracker_file).expect("tracker file");
+    let truncated = tmp.path().join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
+    let err = Sam3Tracker::load(
+        &Sam3TrackerConfig::tiny(),
+        &truncated,
+        WeightPrecision::F32,
+        &device,
+    )
+    .expect_err("truncated");
+    assert!(matches!(err, ModelError::ReadCheckpoint { .. }), "{err}");
+}
+
+/// A safetensors file and how its tensor names change in the merged file.
+type RenamedFile<'a> = (PathBuf, &'a dyn Fn(&str) -> String);
+
+/// Renames the tensors of safetensors files and concatenates them into one file (header
+/// rewritten, data blocks appended with shifted offsets): a stand-in for the hub checkpoint.
+fn merged_safetensors(parts: &[RenamedFile<'_>], extra: &[(&str, Vec<f32>)]) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (path, rename) in parts {
+        let bytes = std::fs::read(path).expect("safetensors file");
+        let n = u64::from_le_bytes(bytes[..8].try_into().expect("length")) as usize;
+        let json: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).expect("header");
+        let base = data.len() as u64;
+        data.extend_from_slice(&bytes[8 + n..]);
+        for (key, info) in json.as_object().expect("object") {
+            if key == "__metadata__" {
+                continue;
+            }
+            let mut info = info.clone();
+            let offsets = info["data_offsets"].as_array().expect("offsets");
+            let shifted: Vec<u64> = offsets
+                .iter()
+                .map(|v| v.as_u64().expect("u64") + base)
+                .collect();
+            info["data_offsets"] = serde_json::json!(shifted);
+            header.insert(rename(key), info);
+        }
+    }
+    for (key, values) in extra {
+        let start = data.len() as u64;
+        data.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        header.insert(
+            (*key).to_owned(),
+            serde_json::json!({"dtype": "F32", "shape": [values.len()], "data_offsets": [start, data.len() as u64]}),
+        );
+    }
+    let mut text = serde_json::Value::Object(header).to_string();
+    while !text.len().is_multiple_of(8) {
+        text.push(' ');
+    }
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
+/// A file laid out like `facebook/sam3` (`detector_model.*`, `tracker_neck.*`, `tracker_model.*`
+/// with a video-only tensor) built from the fixture pair: the detector and the tracker both load
+/// from it, and the tracker still matches the reference (CPU, tolerance [`ATOL`]).
+#[test]
+fn detector_and_tracker_load_from_a_hub_layout_checkpoint() {
+    use m2c::model::Sam3Tracker;
+    let Some(fx) = fixtures() else { return };
+    if !fx.has_tracker() {
+        return;
+    }
+    let detector = |k: &str| format!("detector_model.{k}");
+    let tracker = |k: &str| match k.strip_prefix("vision_encoder.neck.") {
+        Some(rest) => format!("tracker_neck.{rest}"),
+        None => format!("tracker_model.{k}"),
+    };
+    let bytes = merged_safetensors(
+        &[
+            (fx.dir.join("sam3_model.safetensors"), &detector),
+            (fx.dir.join("sam3_tracker_model.safetensors"), &tracker),
+        ],
+        &[("tracker_model.memory_encoder.fake.weight", vec![1.0, 2.0])],
+    );
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let hub = tmp.path().join("model.safetensors");
+    std::fs::write(&hub, bytes).expect("write");
+    let device = cpu_device();
+    Sam3::load(&Sam3Config::tiny(), &hub, WeightPrecision::F32, &device).expect("detector");
+    assert!(Sam3Tracker::file_has_weights(&hub).expect("header"));
+    let model = Sam3Tracker::load(
+        &fx.tracker_config().expect("config"),
+        &hub,
+        WeightPrecision::F32,
+        &device,
+    )
+    .expect("tracker from the hub layout");
+    let got = parity::tracker(&fx, &model, &device).expect("tracker");
+    check_all("flex", &got, &tracker_names());
+}

@@ -8,14 +8,18 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 
 use crate::engine::device::plan_for;
-use crate::engine::inference::{Comparison, DEFAULT_TOLERANCE, run_parity};
+use crate::engine::inference::{
+    Comparison, DEFAULT_TOLERANCE, run_parity, tracker_fixtures_present,
+};
 
 use super::Cli;
 
 #[derive(Debug, clap::Args)]
 pub struct ParityArgs {
     /// Fixture folder: sam3_config.json, sam3_model.safetensors, inputs.safetensors and the
-    /// reference tensors (vision, text, det_text, det_text_box, grad_text_features).
+    /// reference tensors (vision, text, det_text, det_text_box, grad_text_features); the tracker
+    /// scenario runs too when sam3_tracker_config.json, sam3_tracker_model.safetensors and
+    /// tracker_box.safetensors are there.
     #[arg(long, value_name = "DIR")]
     pub fixtures: PathBuf,
     /// Largest absolute error allowed on any element.
@@ -38,6 +42,13 @@ pub fn run(cli: &Cli, args: &ParityArgs) -> anyhow::Result<i32> {
     let start = Instant::now();
     let comparisons = run_parity(&args.fixtures, &plan)
         .with_context(|| format!("cannot run the parity check on {}", args.fixtures.display()))?;
+    if !tracker_fixtures_present(&args.fixtures) {
+        println!(
+            "tracker: skipped ({} lacks sam3_tracker_config.json, sam3_tracker_model.safetensors \
+             or tracker_box.safetensors)",
+            args.fixtures.display()
+        );
+    }
     println!(
         "compared {} tensors in {:.2} s",
         comparisons.len(),

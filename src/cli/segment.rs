@@ -2,6 +2,10 @@
 //! image; writes `DIR/<stem>.png` (union of the kept instance masks, 0/255, at the image's
 //! size) and `DIR/instances.json` (per image: mask file, size, seconds, and each instance's
 //! query, score and box in pixels).
+//!
+//! `--box x1,y1,x2,y2` (image pixels) adds the interactive head: the object in the box, the best
+//! of three candidates by predicted IoU. Alone, its mask is `DIR/<stem>.png`; with `--text` it is
+//! `DIR/<stem>_box.png`. Both prompts share one ViT pass per image.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -11,7 +15,7 @@ use anyhow::{Context as _, bail};
 use serde::Serialize;
 
 use crate::engine::device::plan_for;
-use crate::engine::inference::{Segmentation, Segmenter};
+use crate::engine::inference::Segmenter;
 use crate::engine::weights::locate;
 use crate::study::{LabelMap, MaskEncoding, mask_path_for, write_mask_png};
 
@@ -26,8 +30,12 @@ pub struct SegmentArgs {
     #[arg(value_name = "IMAGE", required = true)]
     pub images: Vec<PathBuf>,
     /// The concept to find, e.g. "polyp".
-    #[arg(long, value_name = "TEXT")]
-    pub text: String,
+    #[arg(long, value_name = "TEXT", required_unless_present = "box_xyxy")]
+    pub text: Option<String>,
+    /// Segment the object in this box, x1,y1,x2,y2 in image pixels (needs the tracker weights:
+    /// the full facebook/sam3 checkpoint, or sam3_tracker_model.safetensors beside the weights).
+    #[arg(long = "box", value_name = "X1,Y1,X2,Y2", value_parser = parse_box)]
+    pub box_xyxy: Option<[f32; 4]>,
     /// Output folder for the masks and instances.json (created if needed).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -43,11 +51,27 @@ pub struct SegmentArgs {
 #[derive(Serialize)]
 struct ImageReport<'a> {
     image: &'a Path,
+    /// The text prompt's mask (or the box mask without `--text`).
     mask: PathBuf,
     width: usize,
     height: usize,
     seconds: f64,
     instances: Vec<InstanceReport>,
+    #[serde(rename = "box", skip_serializing_if = "Option::is_none")]
+    boxed: Option<BoxReport>,
+}
+
+#[derive(Serialize)]
+struct BoxReport {
+    mask: PathBuf,
+    /// The prompt (x1, y1, x2, y2) in image pixels.
+    box_xyxy: [f32; 4],
+    /// Predicted IoU of the returned candidate, and of all three.
+    iou: f32,
+    candidate: usize,
+    candidate_iou: Vec<f32>,
+    object_score_logit: f32,
+    foreground_px: usize,
 }
 
 #[derive(Serialize)]
@@ -60,7 +84,10 @@ struct InstanceReport {
 
 #[derive(Serialize)]
 struct Report<'a> {
-    text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tracker: Option<&'a str>,
     threshold: f32,
     config: &'a str,
     tokenizer: &'a str,
@@ -84,7 +111,7 @@ pub fn run(cli: &Cli, args: &SegmentArgs) -> anyhow::Result<i32> {
     let plan = plan_for(cli.device);
     println!("{}", plan.device_line());
     let start = Instant::now();
-    let segmenter = Segmenter::load(&weights, args.config.as_deref(), &plan)
+    let mut segmenter = Segmenter::load(&weights, args.config.as_deref(), &plan)
         .with_context(|| format!("cannot load the SAM3 model from {}", weights.display()))?;
     println!(
         "model: {} (config: {}; tokenizer: {}) loaded in {:.2} s",
@@ -93,35 +120,70 @@ pub fn run(cli: &Cli, args: &SegmentArgs) -> anyhow::Result<i32> {
         segmenter.tokenizer_source,
         start.elapsed().as_secs_f64()
     );
-    let text = segmenter
-        .encode_text(&args.text)
-        .with_context(|| format!("cannot encode the prompt {:?}", args.text))?;
+    if args.box_xyxy.is_some() {
+        let start = Instant::now();
+        segmenter
+            .load_tracker(&weights, args.config.as_deref())
+            .with_context(|| {
+                format!(
+                    "cannot load the interactive (box) head from {}",
+                    weights.display()
+                )
+            })?;
+        println!(
+            "tracker: {} loaded in {:.2} s",
+            segmenter.tracker_source.as_deref().unwrap_or("?"),
+            start.elapsed().as_secs_f64()
+        );
+    }
+    let text = match &args.text {
+        Some(text) => Some(
+            segmenter
+                .encode_text(text)
+                .with_context(|| format!("cannot encode the prompt {text:?}"))?,
+        ),
+        None => None,
+    };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
     let mut images = Vec::with_capacity(args.images.len());
     for path in &args.images {
         let start = Instant::now();
-        let seg = segmenter
-            .segment_file(path, &text, args.threshold)
+        let result = segmenter
+            .run_file(
+                path,
+                text.as_ref().map(|t| (t, args.threshold)),
+                args.box_xyxy,
+            )
             .with_context(|| format!("cannot segment {}", path.display()))?;
         let seconds = start.elapsed().as_secs_f64();
         let mask = mask_path_for(path, None, &args.out);
-        write_mask_png(&mask, &label_map(&seg)?, MaskEncoding::Binary)
-            .with_context(|| format!("cannot write mask {}", mask.display()))?;
-        println!(
-            "{}: {} instance(s), {} foreground px, {seconds:.2} s -> {}",
-            path.display(),
-            seg.instances.len(),
-            seg.mask.iter().filter(|m| **m).count(),
-            mask.display()
-        );
-        images.push(ImageReport {
+        let mut report = ImageReport {
             image: path,
-            mask,
-            width: seg.width,
-            height: seg.height,
+            mask: mask.clone(),
+            width: 0,
+            height: 0,
             seconds,
-            instances: seg
+            instances: Vec::new(),
+            boxed: None,
+        };
+        if let Some(seg) = &result.text {
+            write_mask_png(
+                &mask,
+                &label_map(seg.width, seg.height, &seg.mask)?,
+                MaskEncoding::Binary,
+            )
+            .with_context(|| format!("cannot write mask {}", mask.display()))?;
+            println!(
+                "{}: {} instance(s), {} foreground px, {seconds:.2} s -> {}",
+                path.display(),
+                seg.instances.len(),
+                seg.mask.iter().filter(|m| **m).count(),
+                mask.display()
+            );
+            report.width = seg.width;
+            report.height = seg.height;
+            report.instances = seg
                 .instances
                 .iter()
                 .map(|i| InstanceReport {
@@ -129,11 +191,47 @@ pub fn run(cli: &Cli, args: &SegmentArgs) -> anyhow::Result<i32> {
                     score: i.score,
                     box_xyxy: i.box_xyxy,
                 })
-                .collect(),
-        });
+                .collect();
+        }
+        if let Some(boxed) = &result.boxed {
+            let box_path = if result.text.is_some() {
+                box_mask_path(&mask)
+            } else {
+                mask.clone()
+            };
+            write_mask_png(
+                &box_path,
+                &label_map(boxed.width, boxed.height, &boxed.mask)?,
+                MaskEncoding::Binary,
+            )
+            .with_context(|| format!("cannot write mask {}", box_path.display()))?;
+            let foreground_px = boxed.mask.iter().filter(|m| **m).count();
+            println!(
+                "{}: box {:?}, candidate {} of 3 (predicted IoU {:.3}), {foreground_px} foreground px, \
+                 {seconds:.2} s -> {}",
+                path.display(),
+                boxed.box_xyxy,
+                boxed.best + 1,
+                boxed.iou,
+                box_path.display()
+            );
+            report.width = boxed.width;
+            report.height = boxed.height;
+            report.boxed = Some(BoxReport {
+                mask: box_path,
+                box_xyxy: boxed.box_xyxy,
+                iou: boxed.iou,
+                candidate: boxed.best,
+                candidate_iou: boxed.candidate_iou.clone(),
+                object_score_logit: boxed.object_score_logit,
+                foreground_px,
+            });
+        }
+        images.push(report);
     }
     let report = Report {
-        text: &args.text,
+        text: args.text.as_deref(),
+        tracker: segmenter.tracker_source.as_deref(),
         threshold: args.threshold,
         config: &segmenter.config_source,
         tokenizer: &segmenter.tokenizer_source,
@@ -151,6 +249,42 @@ pub fn run(cli: &Cli, args: &SegmentArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `DIR/<stem>.png` → `DIR/<stem>_box.png`.
+fn box_mask_path(mask: &Path) -> PathBuf {
+    let stem = mask
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "mask".to_owned());
+    mask.with_file_name(format!("{stem}_box.png"))
+}
+
+/// `x1,y1,x2,y2` in image pixels: four finite numbers with x1 < x2 and y1 < y2.
+fn parse_box(text: &str) -> Result<[f32; 4], String> {
+    let values: Vec<f32> = text
+        .split(',')
+        .map(|part| {
+            part.trim()
+                .parse::<f32>()
+                .map_err(|_| format!("{:?} is not a number", part.trim()))
+        })
+        .collect::<Result<_, _>>()?;
+    let [x1, y1, x2, y2] = values[..] else {
+        return Err(format!(
+            "expected 4 comma-separated numbers x1,y1,x2,y2, got {}",
+            values.len()
+        ));
+    };
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err("box coordinates must be finite".to_owned());
+    }
+    if x1 >= x2 || y1 >= y2 {
+        return Err(format!(
+            "need x1 < x2 and y1 < y2 (top-left, then bottom-right corner), got {x1},{y1},{x2},{y2}"
+        ));
+    }
+    Ok([x1, y1, x2, y2])
+}
+
 /// Masks are named by stem, so two inputs with one stem would overwrite each other.
 fn check_distinct_stems(images: &[PathBuf]) -> anyhow::Result<()> {
     let mut seen = BTreeSet::new();
@@ -166,11 +300,25 @@ fn check_distinct_stems(images: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn label_map(seg: &Segmentation) -> anyhow::Result<LabelMap> {
-    let (Ok(width), Ok(height)) = (u32::try_from(seg.width), u32::try_from(seg.height)) else {
-        bail!("image of {}×{} pixels is too large", seg.width, seg.height);
+fn label_map(width: usize, height: usize, mask: &[bool]) -> anyhow::Result<LabelMap> {
+    let (Ok(w), Ok(h)) = (u32::try_from(width), u32::try_from(height)) else {
+        bail!("image of {width}×{height} pixels is too large");
     };
-    let mut map = LabelMap::new(width, height);
-    map.labels = seg.mask.iter().map(|m| u16::from(*m)).collect();
+    let mut map = LabelMap::new(w, h);
+    map.labels = mask.iter().map(|m| u16::from(*m)).collect();
     Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_boxes() {
+        assert_eq!(parse_box("1,2.5, 30,40"), Ok([1.0, 2.5, 30.0, 40.0]));
+        assert!(parse_box("1,2,3").is_err());
+        assert!(parse_box("1,2,3,x").is_err());
+        assert!(parse_box("10,2,3,40").is_err());
+        assert!(parse_box("1,2,3,inf").is_err());
+    }
 }

@@ -24,7 +24,7 @@ use super::concept::{
     BoxSegmentation, CachedImage, ConceptSpec, OwnedRgb, PredictOptions, Prediction, TrainingImage,
 };
 use super::device::DevicePlan;
-use super::inference::{InferenceError, Segmenter};
+use super::inference::{InferenceError, Segmenter, TrackerImage};
 use super::settings::Precision;
 use crate::concept::file::ConceptFile;
 use crate::concept::{SearchControl, SearchProgress};
@@ -312,12 +312,18 @@ impl Drop for Engine {
 struct Worker {
     model: Option<Segmenter>,
     cache: FeatureCache,
+    /// The interactive head's features of the last few images boxes were drawn on.
+    tracker_images: VecDeque<(String, TrackerImage)>,
 }
+
+/// Images whose interactive-head features are kept (boxes are drawn on the image on screen).
+const TRACKER_IMAGES: usize = 4;
 
 fn serve(jobs: &Receiver<Job>, events: &Sender<Event>, cache_bytes: usize) {
     let mut worker = Worker {
         model: None,
         cache: FeatureCache::new(cache_bytes),
+        tracker_images: VecDeque::new(),
     };
     for job in jobs {
         let id = job.id;
@@ -351,6 +357,28 @@ fn serve(jobs: &Receiver<Job>, events: &Sender<Event>, cache_bytes: usize) {
     }
 }
 
+/// The interactive head's features of `input`, from the small cache or computed now.
+fn tracker_image(
+    cache: &mut VecDeque<(String, TrackerImage)>,
+    model: &Segmenter,
+    input: &ImageInput,
+) -> Result<TrackerImage, InferenceError> {
+    if let Some((_, image)) = cache
+        .iter()
+        .find(|(k, image)| *k == input.key && (image.width, image.height) == input.source.size())
+    {
+        return Ok(image.clone());
+    }
+    cache.retain(|(k, _)| *k != input.key);
+    let rgb = input.source.rgb()?;
+    let image = model.encode_tracker_image(&rgb.view())?;
+    cache.push_back((input.key.clone(), image.clone()));
+    while cache.len() > TRACKER_IMAGES {
+        cache.pop_front();
+    }
+    Ok(image)
+}
+
 impl Worker {
     fn run(
         &mut self,
@@ -372,16 +400,23 @@ impl Worker {
                 // Free the old model and its features before loading the new one.
                 self.model = None;
                 self.cache.clear();
-                let model = Segmenter::load_with_precision(
+                self.tracker_images.clear();
+                let mut model = Segmenter::load_with_precision(
                     &weights,
                     config.as_deref(),
                     &plan,
                     precision.into(),
                 )?;
+                // The interactive head is optional: without its weights, boxes go through
+                // the detector.
+                let boxes = match model.load_tracker(&weights, None) {
+                    Ok(()) => "box tool: SAM3 interactive head".to_owned(),
+                    Err(e) => format!("box tool: SAM3 detector ({e})"),
+                };
                 send(Event::Loaded {
                     job,
                     description: format!(
-                        "{}; config: {}; tokenizer: {}",
+                        "{}; config: {}; tokenizer: {}; {boxes}",
                         plan.device_line(),
                         model.config_source,
                         model.tokenizer_source
@@ -390,11 +425,26 @@ impl Worker {
                 });
                 self.model = Some(model);
             }
-            Request::Forget { key } => self.cache.remove(&key),
+            Request::Forget { key } => {
+                self.cache.remove(&key);
+                self.tracker_images.retain(|(k, _)| *k != key);
+            }
             Request::SegmentBox { input, box_xyxy } => {
                 let model = self.model.as_ref().ok_or(InferenceError::NoModel)?;
-                let cached = self.cache.get_or_encode(model, &input)?;
-                let result = model.segment_box_exemplar(&cached, box_xyxy)?;
+                let result = if model.has_tracker() {
+                    let image = tracker_image(&mut self.tracker_images, model, &input)?;
+                    let b = model.segment_box_on(&image, box_xyxy)?;
+                    b.mask.iter().any(|&m| m).then(|| BoxSegmentation {
+                        width: b.width,
+                        height: b.height,
+                        mask: b.mask,
+                        score: b.iou,
+                        source: "SAM3 interactive head",
+                    })
+                } else {
+                    let cached = self.cache.get_or_encode(model, &input)?;
+                    model.segment_box_exemplar(&cached, box_xyxy)?
+                };
                 send(Event::BoxSegmented {
                     job,
                     key: input.key,

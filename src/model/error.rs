@@ -64,6 +64,13 @@ pub enum ModelError {
         /// Tensors that could not be decoded or converted (message per tensor).
         failed: Vec<String>,
     },
+    /// The checkpoint holds no weights of the interactive (tracker) head, e.g. a bare
+    /// `Sam3Model` file: box prompts need the hub checkpoint or a `Sam3TrackerModel` file.
+    #[error(
+        "checkpoint {path} has no tracker weights (no `tracker_model.*` / `prompt_encoder.*` \
+         tensors): box prompts need the full facebook/sam3 checkpoint or a Sam3TrackerModel file"
+    )]
+    NoTrackerWeights { path: PathBuf },
     /// A caller-supplied input has the wrong shape or content.
     #[error("invalid model input: {reason}")]
     InvalidInput { reason: String },

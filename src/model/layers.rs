@@ -58,6 +58,18 @@ impl Attention {
         }
     }
 
+    /// SAM-style attention whose q/k/v project `width` → `internal` (HF `Sam3TrackerAttention`
+    /// with `internal = width / downsample_rate`); the output projects back to `width`.
+    pub fn with_internal(width: usize, internal: usize, num_heads: usize, device: &Device) -> Self {
+        Self {
+            q_proj: linear(width, internal, device),
+            k_proj: linear(width, internal, device),
+            v_proj: linear(width, internal, device),
+            o_proj: linear(internal, width, device),
+            num_heads,
+        }
+    }
+
     /// `query` [b, lq, c], `key`/`value` [b, lk, c]; `mask` [b, heads|1, lq|1, lk] with
     /// `true` = masked; `bias` [b, heads, lq, lk] added to the scaled logits. Returns [b, lq, c].
     pub fn forward(

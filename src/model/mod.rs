@@ -21,6 +21,7 @@ pub mod sam3;
 pub mod scoring;
 pub mod text_encoder;
 pub mod tokenizer;
+pub mod tracker;
 pub mod vit;
 pub mod weights;
 
@@ -28,4 +29,5 @@ pub use config::Sam3Config;
 pub use error::ModelError;
 pub use geometry_encoder::ExemplarBox;
 pub use sam3::{DecodeTrace, Detections, ImageFeatures, Prompt, Sam3, TextPrompt};
+pub use tracker::{BoxSegmentation, Sam3Tracker, Sam3TrackerConfig, TrackerFeatures};
 pub use weights::WeightPrecision;

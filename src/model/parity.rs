@@ -6,6 +6,7 @@
 //! table) is the caller's business.
 
 mod stages;
+mod tracker;
 
 use std::path::{Path, PathBuf};
 
@@ -283,6 +284,10 @@ pub fn compare_values(
     }
     out
 }
+
+pub use tracker::{
+    TRACKER_CONFIG, TRACKER_FILE, TRACKER_WEIGHTS, run_tracker, tracker, tracker_end_to_end,
+};
 
 pub use stages::{
     DETECTOR_SCENARIOS, detector, end_to_end, gradient, neck, preprocessing, run_all, text_encoder,

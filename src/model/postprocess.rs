@@ -121,3 +121,24 @@ pub fn instance_mask_logits(
         interpolate(masks, options).reshape([n, height, width]),
     ))
 }
+
+/// One mask's logits [mh, mw] → foreground flags [height, width]: bilinear upsampling
+/// (align_corners = false) to the image size, then logit > 0 (the tracker's post-processing).
+pub fn mask_at_size(logits: Tensor<2>, size: [usize; 2]) -> Result<Tensor<2, Bool>, ModelError> {
+    let [height, width] = size;
+    if height == 0 || width == 0 {
+        return Err(ModelError::InvalidInput {
+            reason: format!("mask size {height}×{width}"),
+        });
+    }
+    let [mh, mw] = logits.dims();
+    let options = InterpolateOptions {
+        mode: InterpolateMode::Bilinear,
+        align_corners: false,
+        output_size: Some([height, width]),
+        ..InterpolateOptions::new(InterpolateMode::Bilinear)
+    };
+    // [mh, mw] → [1, 1, mh, mw] → [1, 1, height, width] → [height, width]
+    let upsampled = interpolate(logits.reshape([1, 1, mh, mw]), options);
+    Ok(upsampled.reshape([height, width]).greater_elem(0.0))
+}

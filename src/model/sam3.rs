@@ -153,6 +153,14 @@ impl Sam3Config {
 impl Sam3 {
     /// Pixels [b, 3, S, S] (preprocessed, see `preprocess.rs`) → image features.
     pub fn encode_image(&self, pixels: Tensor<4>) -> Result<ImageFeatures, ModelError> {
+        let backbone = self.encode_backbone(pixels)?;
+        self.features_from_backbone(backbone)
+    }
+
+    /// Pixels [b, 3, S, S] → ViT output [b, C, g, g], detached: the input of both the detector
+    /// neck ([`Sam3::features_from_backbone`]) and the tracker
+    /// (`Sam3Tracker::image_features`), so one ViT pass serves both heads.
+    pub fn encode_backbone(&self, pixels: Tensor<4>) -> Result<Tensor<4>, ModelError> {
         let [_, c, h, w] = pixels.dims();
         if c != 3 || h != self.image_size || w != self.image_size {
             return Err(ModelError::InvalidInput {
@@ -164,10 +172,12 @@ impl Sam3 {
         }
         let tokens = self.vision_encoder.backbone.forward(pixels);
         // [b, g, g, C] → [b, C, g, g]
-        let maps = self
-            .vision_encoder
-            .neck
-            .forward(tokens.permute([0, 3, 1, 2]));
+        Ok(tokens.permute([0, 3, 1, 2]).detach())
+    }
+
+    /// ViT output [b, C, g, g] → detector image features (neck levels 0–2, level-2 encoding).
+    pub fn features_from_backbone(&self, backbone: Tensor<4>) -> Result<ImageFeatures, ModelError> {
+        let maps = self.vision_encoder.neck.forward(backbone);
         let mut levels = maps.into_iter().map(Tensor::detach);
         let (Some(f0), Some(f1), Some(f2)) = (levels.next(), levels.next(), levels.next()) else {
             return Err(ModelError::InvalidInput {

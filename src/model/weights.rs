@@ -21,8 +21,8 @@
 use std::path::Path;
 
 use burn::store::{
-    ApplyError, FloatCastAdapter, KeyRemapper, ModuleAdapter as _, ModuleSnapshot as _,
-    ModuleStore as _, PyTorchToBurnAdapter, SafetensorsStore,
+    ApplyError, ApplyResult, FloatCastAdapter, KeyRemapper, ModuleAdapter as _,
+    ModuleSnapshot as _, ModuleStore as _, PyTorchToBurnAdapter, SafetensorsStore,
 };
 use burn::tensor::{DType, Device};
 
@@ -42,7 +42,7 @@ pub enum WeightPrecision {
 }
 
 impl WeightPrecision {
-    fn dtype(self) -> DType {
+    pub(crate) fn dtype(self) -> DType {
         match self {
             Self::F32 => DType::F32,
             Self::F16 => DType::F16,
@@ -100,44 +100,54 @@ impl Sam3 {
                 path: path.to_owned(),
                 source,
             })?;
-        let missing: Vec<String> = result.missing.iter().map(|(key, _)| key.clone()).collect();
-        let unexpected: Vec<String> = result
-            .unused
-            .iter()
-            .filter(|key| {
-                !FOREIGN_PREFIXES
-                    .iter()
-                    .any(|prefix| key.starts_with(prefix))
-            })
-            .cloned()
-            .collect();
-        let mut mismatched = Vec::new();
-        let mut failed = Vec::new();
-        for error in &result.errors {
-            match error {
-                ApplyError::ShapeMismatch {
-                    path,
-                    expected,
-                    found,
-                } => mismatched.push(TensorMismatch {
-                    key: path.clone(),
-                    expected: expected.to_vec(),
-                    actual: found.to_vec(),
-                }),
-                other => failed.push(other.to_string()),
-            }
+        judge_load(path, &result, |key| {
+            FOREIGN_PREFIXES
+                .iter()
+                .any(|prefix| key.starts_with(prefix))
+        })
+    }
+}
+
+/// Turns a burn-store load result into `Ok` or [`ModelError::IncompatibleCheckpoint`] listing
+/// every missing, unexpected (file tensors for which `foreign` is false), mis-shaped and
+/// unreadable tensor.
+pub(crate) fn judge_load(
+    path: &Path,
+    result: &ApplyResult,
+    foreign: impl Fn(&str) -> bool,
+) -> Result<(), ModelError> {
+    let missing: Vec<String> = result.missing.iter().map(|(key, _)| key.clone()).collect();
+    let unexpected: Vec<String> = result
+        .unused
+        .iter()
+        .filter(|key| !foreign(key))
+        .cloned()
+        .collect();
+    let mut mismatched = Vec::new();
+    let mut failed = Vec::new();
+    for error in &result.errors {
+        match error {
+            ApplyError::ShapeMismatch {
+                path,
+                expected,
+                found,
+            } => mismatched.push(TensorMismatch {
+                key: path.clone(),
+                expected: expected.to_vec(),
+                actual: found.to_vec(),
+            }),
+            other => failed.push(other.to_string()),
         }
-        if missing.is_empty() && unexpected.is_empty() && mismatched.is_empty() && failed.is_empty()
-        {
-            Ok(())
-        } else {
-            Err(ModelError::IncompatibleCheckpoint {
-                path: path.to_owned(),
-                missing,
-                unexpected,
-                mismatched,
-                failed,
-            })
-        }
+    }
+    if missing.is_empty() && unexpected.is_empty() && mismatched.is_empty() && failed.is_empty() {
+        Ok(())
+    } else {
+        Err(ModelError::IncompatibleCheckpoint {
+            path: path.to_owned(),
+            missing,
+            unexpected,
+            mismatched,
+            failed,
+        })
     }
 }

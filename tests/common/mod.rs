@@ -100,3 +100,16 @@ pub fn tiny_checkpoint(dir: &Path) -> Option<PathBuf> {
     std::fs::write(ckpt.join("tokenizer.json"), json.to_string()).expect("tokenizer");
     Some(ckpt.join("model.safetensors"))
 }
+
+/// [`tiny_checkpoint`] plus the interactive head's weights and config beside it (the fixture
+/// layout `Segmenter::load_tracker` accepts).
+#[allow(clippy::expect_used, reason = "test setup fails loudly")]
+pub fn tiny_checkpoint_with_tracker(dir: &Path) -> Option<PathBuf> {
+    let weights = tiny_checkpoint(dir)?;
+    let fixtures = tiny_fixtures()?;
+    let ckpt = weights.parent().expect("checkpoint folder");
+    for name in ["sam3_tracker_model.safetensors", "sam3_tracker_config.json"] {
+        std::fs::copy(fixtures.join(name), ckpt.join(name)).expect("copy tracker file");
+    }
+    Some(weights)
+}

@@ -318,7 +318,8 @@ pub fn gradient(fx: &Fixtures, plain: &Device) -> Result<Vec<Comparison>, Parity
 }
 
 /// Every stage on `device`: preprocessing, backbone, neck, text, both detector scenarios,
-/// end to end, and the gradient.
+/// end to end, the gradient, and the tracker scenario when the folder has its files (see
+/// `Fixtures::has_tracker`).
 pub fn run_all(fx: &Fixtures, device: &Device) -> Result<Vec<Comparison>, ParityError> {
     let model = fx.model(device)?;
     let mut out = preprocessing(fx)?;
@@ -336,5 +337,8 @@ pub fn run_all(fx: &Fixtures, device: &Device) -> Result<Vec<Comparison>, Parity
     }
     out.extend(end_to_end(fx, &model, device)?);
     out.extend(gradient(fx, device)?);
+    if let Some(tracker) = super::run_tracker(fx, &model, device)? {
+        out.extend(tracker);
+    }
     Ok(out)
 }
