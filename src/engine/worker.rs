@@ -434,7 +434,8 @@ impl Worker {
                 let result = if model.has_tracker() {
                     let image = tracker_image(&mut self.tracker_images, model, &input)?;
                     let b = model.segment_box_on(&image, box_xyxy)?;
-                    b.mask.iter().any(|&m| m).then(|| BoxSegmentation {
+                    let found = b.mask.iter().any(|&m| m);
+                    found.then_some(BoxSegmentation {
                         width: b.width,
                         height: b.height,
                         mask: b.mask,
