@@ -340,3 +340,66 @@ fn easy_images_are_auto_accepted_and_end_the_loop() {
     assert_eq!(rounds[0][3], "auto-accepted 5", "{rounds:?}");
     assert_eq!(rounds[0][4], "pool 0", "{rounds:?}");
 }
+
+#[test]
+fn hue_consistency_from_the_interactive_head_is_reported_beside_the_detectors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(weights) = common::tiny_checkpoint_with_tracker(tmp.path()) else {
+        return;
+    };
+    let manifest = dataset(&tmp.path().join("data"), 3);
+    let concept = tmp.path().join("c.m2c");
+    let out = m2c(&[
+        "search".as_ref(),
+        "--device".as_ref(),
+        "cpu".as_ref(),
+        "--weights".as_ref(),
+        weights.as_os_str(),
+        "--support".as_ref(),
+        manifest.as_os_str(),
+        "--steps".as_ref(),
+        "1".as_ref(),
+        "--out".as_ref(),
+        concept.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let annotate = |weights: &Path, mode: &str, out_dir: &Path| {
+        m2c(&[
+            "annotate".as_ref(),
+            "--device".as_ref(),
+            "cpu".as_ref(),
+            "--weights".as_ref(),
+            weights.as_os_str(),
+            "--concept".as_ref(),
+            concept.as_os_str(),
+            "--threshold".as_ref(),
+            "0".as_ref(),
+            "--consistency".as_ref(),
+            mode.as_ref(),
+            "--out".as_ref(),
+            out_dir.as_os_str(),
+            tmp.path().join("data/images").as_os_str(),
+        ])
+    };
+    let out_dir = tmp.path().join("both");
+    assert_eq!(annotate(&weights, "both", &out_dir).status.code(), Some(0));
+    let csv = std::fs::read_to_string(out_dir.join("hue.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    for row in csv.lines().skip(1) {
+        let cells: Vec<&str> = row.split(',').collect();
+        let entropy: f64 = cells[col("entropy")].parse().unwrap();
+        let t_iou: f64 = cells[col("tracker_iou")].parse().unwrap();
+        let t_hue: f64 = cells[col("tracker_hue")].parse().unwrap();
+        assert!((0.0..=1.0).contains(&t_iou), "{row}");
+        // same entropy term, the head's inconsistency
+        assert!((t_hue - (entropy + 1.0 - t_iou)).abs() < 1e-5, "{row}");
+    }
+    // without the head's weights: a clear refusal
+    let plain = tempfile::tempdir().unwrap();
+    let bare = common::tiny_checkpoint(plain.path()).unwrap();
+    let out = annotate(&bare, "tracker", &tmp.path().join("t"));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("needs SAM3's interactive head"), "{stderr}");
+}

@@ -11,13 +11,13 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 
 use crate::concept::file::ConceptFile;
-use crate::concept::uncertainty::HueConfig;
+use crate::concept::uncertainty::{HueConfig, HueScore};
 use crate::engine::concept::{OwnedRgb, PredictOptions, Prediction};
 use crate::engine::dataset::image_files;
 use crate::study::mask_path_for;
 
 use super::Cli;
-use super::model::{load_segmenter, write_binary_mask};
+use super::model::{load_segmenter_at, write_binary_mask};
 
 /// Name of the per-image uncertainty table written into the output folder.
 pub const HUE_FILE: &str = "hue.csv";
@@ -66,8 +66,21 @@ pub struct AnnotateArgs {
     /// Model config (HF `Sam3Config` JSON); default as for `m2c segment`.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Where HUE's box-consistency mask comes from: the detector with the concept's boxes as
+    /// exemplars (the authors'), SAM3's interactive head, or both (the detector decides;
+    /// hue.csv gets the head's IoU and score too, for comparison).
+    #[arg(long, value_enum, default_value = "detector")]
+    pub consistency: Consistency,
     #[command(flatten)]
     pub predict: PredictArgs,
+}
+
+/// Source of HUE's consistency mask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Consistency {
+    Detector,
+    Tracker,
+    Both,
 }
 
 /// Files given directly, plus the image files of given folders.
@@ -97,10 +110,22 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// One hue.csv row.
-pub fn csv_row(image: &Path, mask: &Path, p: &Prediction, seconds: f64) -> String {
+/// One hue.csv row; `tracker` is the interactive head's HUE when it was computed.
+pub fn csv_row(
+    image: &Path,
+    mask: &Path,
+    p: &Prediction,
+    tracker: Option<&HueScore>,
+    seconds: f64,
+) -> String {
+    let (t_iou, t_hue) = tracker.map_or((String::new(), String::new()), |t| {
+        (
+            format!("{:.6}", t.consistency_iou),
+            format!("{:.6}", t.score),
+        )
+    });
     format!(
-        "{},{},{},{},{:.6},{:.6},{:.6},{},{},{seconds:.3}",
+        "{},{},{},{},{:.6},{:.6},{:.6},{},{},{t_iou},{t_hue},{seconds:.3}",
         csv_field(&image.display().to_string()),
         csv_field(&mask.display().to_string()),
         p.instances.len(),
@@ -113,8 +138,8 @@ pub fn csv_row(image: &Path, mask: &Path, p: &Prediction, seconds: f64) -> Strin
     )
 }
 
-pub const CSV_HEADER: &str =
-    "image,mask,instances,foreground_px,entropy,consistency_iou,hue,empty,auto_accept,seconds";
+pub const CSV_HEADER: &str = "image,mask,instances,foreground_px,entropy,consistency_iou,hue,\
+                              empty,auto_accept,tracker_iou,tracker_hue,seconds";
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
@@ -128,7 +153,12 @@ pub fn run(cli: &Cli, args: &AnnotateArgs) -> anyhow::Result<i32> {
     let images = expand_inputs(&args.inputs)?;
     // A broken concept file fails before the model loads; a foreign checkpoint right after.
     ConceptFile::load(&args.concept)?;
-    let segmenter = load_segmenter(cli, args.config.as_deref())?;
+    let (mut segmenter, weights) = load_segmenter_at(cli, args.config.as_deref())?;
+    if args.consistency != Consistency::Detector {
+        segmenter
+            .load_tracker(&weights, None)
+            .context("--consistency tracker/both needs SAM3's interactive head")?;
+    }
     let concept = ConceptFile::load_for_checkpoint(&args.concept, segmenter.checkpoint_id())?;
     let prepared = segmenter
         .prepare(&concept)
@@ -148,9 +178,16 @@ pub fn run(cli: &Cli, args: &AnnotateArgs) -> anyhow::Result<i32> {
         let cached = segmenter
             .encode_image(&image.view())
             .with_context(|| format!("cannot encode {}", path.display()))?;
-        let p = segmenter
+        let mut p = segmenter
             .predict(&prepared, &cached, &options)
             .with_context(|| format!("cannot segment {}", path.display()))?;
+        let tracker = match args.consistency {
+            Consistency::Detector => None,
+            _ => segmenter.tracker_hue(&image.view(), &p, &options.hue)?,
+        };
+        if let (Consistency::Tracker, Some(t)) = (args.consistency, tracker) {
+            p.hue = t;
+        }
         let seconds = start.elapsed().as_secs_f64();
         let mask = mask_path_for(path, None, &args.out);
         write_binary_mask(&mask, p.width, p.height, &p.mask)?;
@@ -168,7 +205,7 @@ pub fn run(cli: &Cli, args: &AnnotateArgs) -> anyhow::Result<i32> {
             p.hue.consistency_iou,
             if p.hue.easy { ", auto-accept" } else { "" }
         );
-        rows.push(csv_row(path, &mask, &p, seconds));
+        rows.push(csv_row(path, &mask, &p, tracker.as_ref(), seconds));
     }
     let csv_path = args.out.join(HUE_FILE);
     let mut csv = std::fs::File::create(&csv_path)

@@ -15,6 +15,14 @@ use super::Cli;
 
 /// The model from `--weights` (or where `m2c doctor` looks), announced on stdout.
 pub fn load_segmenter(cli: &Cli, config: Option<&Path>) -> anyhow::Result<Segmenter> {
+    load_segmenter_at(cli, config).map(|(segmenter, _)| segmenter)
+}
+
+/// [`load_segmenter`], also returning the weights file it loaded.
+pub fn load_segmenter_at(
+    cli: &Cli,
+    config: Option<&Path>,
+) -> anyhow::Result<(Segmenter, std::path::PathBuf)> {
     let search = locate(cli.weights.as_deref());
     let Some(weights) = search.found else {
         let looked: Vec<String> = search
@@ -32,6 +40,7 @@ pub fn load_segmenter(cli: &Cli, config: Option<&Path>) -> anyhow::Result<Segmen
     let start = Instant::now();
     let segmenter = Segmenter::load(&weights, config, &plan)
         .with_context(|| format!("cannot load the SAM3 model from {}", weights.display()))?;
+    let loaded = weights.clone();
     println!(
         "model: {} (config: {}; tokenizer: {}) loaded in {:.2} s",
         weights.display(),
@@ -39,7 +48,7 @@ pub fn load_segmenter(cli: &Cli, config: Option<&Path>) -> anyhow::Result<Segmen
         segmenter.tokenizer_source,
         start.elapsed().as_secs_f64()
     );
-    Ok(segmenter)
+    Ok((segmenter, loaded))
 }
 
 /// Writes foreground flags of a `width × height` image as a 0/255 PNG mask.

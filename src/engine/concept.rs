@@ -503,3 +503,46 @@ impl Segmenter {
         }))
     }
 }
+
+impl Segmenter {
+    /// HUE of `prediction` with the consistency mask taken from the interactive head instead
+    /// of the detector: the union of the head's best mask for each of the concept's kept boxes
+    /// (clipped to the image). `None` without the head (see `Segmenter::load_tracker`). Runs
+    /// the image encoder again on `image`.
+    pub fn tracker_hue(
+        &self,
+        image: &RgbImage<'_>,
+        prediction: &Prediction,
+        cfg: &HueConfig,
+    ) -> Result<Option<HueScore>, InferenceError> {
+        if !self.has_tracker() {
+            return Ok(None);
+        }
+        let (w, h) = (image.width as f32, image.height as f32);
+        let boxes: Vec<[f32; 4]> = prediction
+            .instances
+            .iter()
+            .map(|i| {
+                let [x0, y0, x1, y1] = i.box_xyxy;
+                [
+                    x0.clamp(0.0, w),
+                    y0.clamp(0.0, h),
+                    x1.clamp(0.0, w),
+                    y1.clamp(0.0, h),
+                ]
+            })
+            .filter(|b| b[2] - b[0] >= 1.0 && b[3] - b[1] >= 1.0)
+            .collect();
+        let mask = if boxes.is_empty() {
+            None
+        } else {
+            Some(self.consistency_mask(image, &boxes)?)
+        };
+        Ok(Some(hue(
+            &prediction.probability,
+            &prediction.mask,
+            mask.as_deref(),
+            cfg,
+        )))
+    }
+}
