@@ -14,12 +14,10 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use serde::Serialize;
 
-use crate::engine::device::plan_for;
-use crate::engine::inference::Segmenter;
-use crate::engine::weights::locate;
-use crate::study::{LabelMap, MaskEncoding, mask_path_for, write_mask_png};
+use crate::study::mask_path_for;
 
 use super::Cli;
+use super::model::{load_segmenter_at, write_binary_mask};
 
 /// Name of the instances file written into the output folder.
 pub const INSTANCES_FILE: &str = "instances.json";
@@ -95,31 +93,8 @@ struct Report<'a> {
 }
 
 pub fn run(cli: &Cli, args: &SegmentArgs) -> anyhow::Result<i32> {
-    let search = locate(cli.weights.as_deref());
-    let Some(weights) = search.found else {
-        let looked: Vec<String> = search
-            .looked
-            .iter()
-            .map(|p| format!("  {}", p.display()))
-            .collect();
-        bail!(
-            "SAM3 weights not found; pass --weights PATH (or set M2C_WEIGHTS). Looked in:\n{}",
-            looked.join("\n")
-        );
-    };
     check_distinct_stems(&args.images)?;
-    let plan = plan_for(cli.device);
-    println!("{}", plan.device_line());
-    let start = Instant::now();
-    let mut segmenter = Segmenter::load(&weights, args.config.as_deref(), &plan)
-        .with_context(|| format!("cannot load the SAM3 model from {}", weights.display()))?;
-    println!(
-        "model: {} (config: {}; tokenizer: {}) loaded in {:.2} s",
-        weights.display(),
-        segmenter.config_source,
-        segmenter.tokenizer_source,
-        start.elapsed().as_secs_f64()
-    );
+    let (mut segmenter, weights) = load_segmenter_at(cli, args.config.as_deref())?;
     if args.box_xyxy.is_some() {
         let start = Instant::now();
         segmenter
@@ -168,12 +143,7 @@ pub fn run(cli: &Cli, args: &SegmentArgs) -> anyhow::Result<i32> {
             boxed: None,
         };
         if let Some(seg) = &result.text {
-            write_mask_png(
-                &mask,
-                &label_map(seg.width, seg.height, &seg.mask)?,
-                MaskEncoding::Binary,
-            )
-            .with_context(|| format!("cannot write mask {}", mask.display()))?;
+            write_binary_mask(&mask, seg.width, seg.height, &seg.mask)?;
             println!(
                 "{}: {} instance(s), {} foreground px, {seconds:.2} s -> {}",
                 path.display(),
@@ -199,12 +169,7 @@ pub fn run(cli: &Cli, args: &SegmentArgs) -> anyhow::Result<i32> {
             } else {
                 mask.clone()
             };
-            write_mask_png(
-                &box_path,
-                &label_map(boxed.width, boxed.height, &boxed.mask)?,
-                MaskEncoding::Binary,
-            )
-            .with_context(|| format!("cannot write mask {}", box_path.display()))?;
+            write_binary_mask(&box_path, boxed.width, boxed.height, &boxed.mask)?;
             let foreground_px = boxed.mask.iter().filter(|m| **m).count();
             println!(
                 "{}: box {:?}, candidate {} of 3 (predicted IoU {:.3}), {foreground_px} foreground px, \
@@ -298,15 +263,6 @@ fn check_distinct_stems(images: &[PathBuf]) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn label_map(width: usize, height: usize, mask: &[bool]) -> anyhow::Result<LabelMap> {
-    let (Ok(w), Ok(h)) = (u32::try_from(width), u32::try_from(height)) else {
-        bail!("image of {width}×{height} pixels is too large");
-    };
-    let mut map = LabelMap::new(w, h);
-    map.labels = mask.iter().map(|m| u16::from(*m)).collect();
-    Ok(map)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::path::Path;
 use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;
 
-use super::inference::{InferenceError, Instance, Segmenter};
+use super::inference::{InferenceError, Instance, Segmenter, host_flags, kept_instances};
 use crate::concept::embedding::phi_tensor;
 use crate::concept::file::{FORMAT_VERSION, sha256_hex};
 use crate::concept::uncertainty::{HueConfig, HueScore, hue};
@@ -289,17 +289,7 @@ impl Segmenter {
             }
             None => (vec![false; pixels], vec![0.0; pixels]),
         };
-        let instances: Vec<Instance> = kept
-            .queries
-            .iter()
-            .zip(&kept.scores)
-            .zip(&kept.boxes)
-            .map(|((&query, &score), &box_xyxy)| Instance {
-                query,
-                score,
-                box_xyxy,
-            })
-            .collect();
+        let instances = kept_instances(&kept);
         let consistency_mask = if instances.is_empty() {
             None
         } else {
@@ -334,18 +324,7 @@ impl Segmenter {
         let (w, h) = (image.width as f32, image.height as f32);
         let boxes = kept_by_concept
             .iter()
-            .map(|i| {
-                let [x0, y0, x1, y1] = i.box_xyxy;
-                ExemplarBox {
-                    cxcywh: [
-                        (x0 + x1) / (2.0 * w),
-                        (y0 + y1) / (2.0 * h),
-                        (x1 - x0) / w,
-                        (y1 - y0) / h,
-                    ],
-                    positive: true,
-                }
-            })
+            .map(|i| positive_exemplar(i.box_xyxy, w, h))
             .collect();
         let prompt = Prompt {
             text: concept.visual.clone(),
@@ -358,6 +337,20 @@ impl Segmenter {
             Some(masks) => host_flags(masks.int().max_dim(0)),
             None => Ok(vec![false; image.width * image.height]),
         }
+    }
+}
+
+/// A box in image pixels (x0, y0, x1, y1) of a `w × h` image as a positive exemplar.
+fn positive_exemplar(b: [f32; 4], w: f32, h: f32) -> ExemplarBox {
+    let [x0, y0, x1, y1] = b;
+    ExemplarBox {
+        cxcywh: [
+            (x0 + x1) / (2.0 * w),
+            (y0 + y1) / (2.0 * h),
+            (x1 - x0) / w,
+            (y1 - y0) / h,
+        ],
+        positive: true,
     }
 }
 
@@ -377,17 +370,6 @@ fn stack_features<'a>(
         fpn: [level(0), level(1), level(2)],
         pos: first.pos.clone(),
     })
-}
-
-fn host_flags<const D: usize>(
-    t: Tensor<D, burn::tensor::Int>,
-) -> Result<Vec<bool>, InferenceError> {
-    let values = t
-        .into_data()
-        .convert::<i64>()
-        .try_to_vec::<i64>()
-        .map_err(|e| read_back("mask", &e))?;
-    Ok(values.into_iter().map(|v| v > 0).collect())
 }
 
 fn host_floats<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, InferenceError> {
@@ -456,15 +438,7 @@ impl Segmenter {
         let visual = self.model.encode_text(ids, valid)?;
         let prompt = Prompt {
             text: visual,
-            boxes: vec![vec![ExemplarBox {
-                cxcywh: [
-                    (x0 + x1) / (2.0 * w),
-                    (y0 + y1) / (2.0 * h),
-                    (x1 - x0) / w,
-                    (y1 - y0) / h,
-                ],
-                positive: true,
-            }]],
+            boxes: vec![vec![positive_exemplar(drawn, w, h)]],
         };
         let det = self.model.decode(&image.features, &prompt)?;
         let size = [image.height, image.width];

@@ -11,7 +11,7 @@ use super::device::{DeviceError, DevicePlan, open};
 use super::error::EngineError;
 use super::weights::{CHECKPOINT_FILE, checkpoint_identity, inspect_checkpoint};
 use crate::model::parity::{self, Fixtures, ParityError};
-use crate::model::postprocess::{instances, mask_at_size};
+use crate::model::postprocess::{Instances, instances, mask_at_size};
 use crate::model::preprocess::{RgbImage, pixels_tensor};
 use crate::model::tokenizer::ClipTokenizer;
 use crate::model::tracker::TrackerFeatures;
@@ -469,22 +469,12 @@ impl Segmenter {
         let det = self.model.decode(features, &prompt)?;
         let [height, width] = size;
         let kept = instances(&det, 0, [height, width], threshold)?;
+        let instances = kept_instances(&kept);
         let mask = match kept.masks {
             // [n, h, w] → any over n → [h, w]
             Some(masks) => host_flags(masks.int().max_dim(0))?,
             None => vec![false; width * height],
         };
-        let instances = kept
-            .queries
-            .iter()
-            .zip(&kept.scores)
-            .zip(&kept.boxes)
-            .map(|((&query, &score), &box_xyxy)| Instance {
-                query,
-                score,
-                box_xyxy,
-            })
-            .collect();
         Ok(Segmentation {
             width,
             height,
@@ -586,6 +576,20 @@ pub const TRACKER_WEIGHTS_FILE: &str = "sam3_tracker_model.safetensors";
 /// File name of a `Sam3TrackerConfig` beside the weights (fixture layout).
 pub const TRACKER_CONFIG_FILE: &str = "sam3_tracker_config.json";
 
+/// The kept detections as plain data.
+pub(super) fn kept_instances(kept: &Instances) -> Vec<Instance> {
+    kept.queries
+        .iter()
+        .zip(&kept.scores)
+        .zip(&kept.boxes)
+        .map(|((&query, &score), &box_xyxy)| Instance {
+            query,
+            score,
+            box_xyxy,
+        })
+        .collect()
+}
+
 /// A box must be finite, non-empty, and overlap the image.
 fn check_box(b: [f32; 4], width: usize, height: usize) -> Result<(), InferenceError> {
     let [x0, y0, x1, y1] = b;
@@ -617,7 +621,7 @@ fn missing_result(what: &str) -> InferenceError {
 }
 
 /// An integer tensor's values as flags (> 0), row-major.
-fn host_flags<const D: usize>(t: Tensor<D, Int>) -> Result<Vec<bool>, InferenceError> {
+pub(super) fn host_flags<const D: usize>(t: Tensor<D, Int>) -> Result<Vec<bool>, InferenceError> {
     Ok(t.into_data()
         .convert::<i64>()
         .try_to_vec::<i64>()
