@@ -14,6 +14,7 @@ pub mod labels_panel;
 pub mod learning;
 pub mod overlay;
 mod panels;
+pub mod recent;
 pub mod session;
 pub mod settings;
 pub mod study_view;
@@ -74,6 +75,9 @@ pub fn run(options: LaunchOptions) -> Result<(), AppError> {
             let (saved, problem) = ModelSettings::load();
             let file = ModelSettings::default_path().ok();
             app.use_saved_settings(saved, file);
+            if let Some(dir) = crate::engine::paths::m2c_config_dir() {
+                app.use_recent_file(dir.join(recent::RECENT_FILE));
+            }
             if let Some(problem) = problem {
                 app.toasts
                     .warn(format!("Saved settings not used: {problem}"));
@@ -171,6 +175,8 @@ pub struct M2cApp {
     settings_dialog: SettingsDialog,
     /// Where Apply saves the settings (`None`: not saved, e.g. in tests).
     settings_file: Option<PathBuf>,
+    /// Recently opened studies (in memory only unless [`M2cApp::use_recent_file`]).
+    recent: recent::RecentStudies,
 }
 
 impl M2cApp {
@@ -211,8 +217,19 @@ impl M2cApp {
             },
             settings_dialog: SettingsDialog::default(),
             settings_file: None,
+            recent: recent::RecentStudies::default(),
             options,
         }
+    }
+
+    /// Remembers recently opened studies in `file` (and reads those already there).
+    pub fn use_recent_file(&mut self, file: PathBuf) {
+        self.recent = recent::RecentStudies::load(file);
+    }
+
+    /// Recently opened studies, newest first.
+    pub fn recent(&self) -> &[PathBuf] {
+        &self.recent.paths
     }
 
     /// Uses saved model settings (the command line's `--weights` and `--device` still win)
@@ -365,7 +382,7 @@ impl M2cApp {
         self.drain_events(&ctx);
         let mut actions = Vec::new();
         let mut commands = Vec::new();
-        panels::menu_bar_ui(ui, &mut actions);
+        let mut reopen = panels::menu_bar_ui(ui, &mut actions, &self.recent);
         let project_line = self.project_status().line();
         let review_line = self.session.as_ref().map(|_| self.review_counts().line());
         panels::status_bar_ui(
@@ -377,7 +394,7 @@ impl M2cApp {
         );
         if self.opened.is_empty() {
             panels::model_panel_ui(ui, &self.model_status);
-            panels::central_ui(ui, &mut actions);
+            reopen = reopen.or(panels::central_ui(ui, &mut actions, &self.recent));
         } else {
             self.side_panel_ui(ui, &mut commands);
             let badges = self.series_badges();
@@ -407,6 +424,15 @@ impl M2cApp {
         for action in actions {
             self.perform(&ctx, action);
         }
+        if let Some(path) = reopen {
+            if path.exists() {
+                self.open_paths(&ctx, vec![path]);
+            } else {
+                self.toasts
+                    .warn(format!("{} no longer exists", path.display()));
+                self.recent.remove(&path);
+            }
+        }
         for command in commands {
             self.apply_command(&ctx, command);
         }
@@ -421,6 +447,7 @@ impl M2cApp {
         for path in paths {
             if !self.opened.contains(&path) {
                 tracing::info!("study opened: {:?}", path);
+                self.recent.push(&path);
                 self.opened.push(path);
                 added = true;
             }

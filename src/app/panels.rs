@@ -3,7 +3,10 @@
 
 use egui::{Align, Layout, RichText};
 
+use std::path::PathBuf;
+
 use super::keymap::Action;
+use super::recent::{RecentStudies, recent_list_ui};
 use super::study_view::StudyView;
 use super::{ModelStatus, WeightsStatus};
 use crate::study::Series;
@@ -19,12 +22,23 @@ fn action_button_ui(ui: &mut egui::Ui, action: Action, actions: &mut Vec<Action>
     }
 }
 
-pub fn menu_bar_ui(ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+/// The menu bar; returns a recent study the user picked.
+pub fn menu_bar_ui(
+    ui: &mut egui::Ui,
+    actions: &mut Vec<Action>,
+    recent: &RecentStudies,
+) -> Option<PathBuf> {
+    let mut picked = None;
     egui::Panel::top("menu_bar").show(ui, |ui| {
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("File", |ui| {
                 action_button_ui(ui, Action::OpenFolder, actions);
                 action_button_ui(ui, Action::OpenFiles, actions);
+                ui.add_enabled_ui(!recent.paths.is_empty(), |ui| {
+                    ui.menu_button("Open recent", |ui| {
+                        picked = recent_list_ui(ui, recent);
+                    });
+                });
                 ui.separator();
                 action_button_ui(ui, Action::Export, actions);
                 action_button_ui(ui, Action::Save, actions);
@@ -86,6 +100,7 @@ pub fn menu_bar_ui(ui: &mut egui::Ui, actions: &mut Vec<Action>) {
             });
         });
     });
+    picked
 }
 
 /// `project_line`: the save state, and whether it is good news.
@@ -258,8 +273,14 @@ fn series_label(s: &Series) -> String {
 }
 
 /// The central area: the drop zone while nothing is open.
-pub fn central_ui(ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+/// The start screen; returns a recent study the user picked.
+pub fn central_ui(
+    ui: &mut egui::Ui,
+    actions: &mut Vec<Action>,
+    recent: &RecentStudies,
+) -> Option<PathBuf> {
     let hovering = ui.ctx().input(|i| !i.raw.hovered_files.is_empty());
+    let mut picked = None;
     egui::CentralPanel::default().show(ui, |ui| {
         ui.vertical_centered(|ui| {
             ui.add_space((ui.available_height() * 0.25).max(16.0));
@@ -286,8 +307,14 @@ pub fn central_ui(ui: &mut egui::Ui, actions: &mut Vec<Action>) {
                 )
                 .small(),
             );
+            if !recent.paths.is_empty() {
+                ui.add_space(24.0);
+                ui.label(RichText::new("Recent").strong());
+                picked = recent_list_ui(ui, recent);
+            }
         });
     });
+    picked
 }
 
 pub fn shortcuts_window_ui(ctx: &egui::Context, open: &mut bool) {
