@@ -63,7 +63,7 @@ fn recent_studies_reopen_from_the_start_screen() {
         "{:?}",
         h.state().toasts().texts().collect::<Vec<_>>()
     );
-    assert_eq!(h.state().recent(), [study.clone()]);
+    assert_eq!(h.state().recent(), std::slice::from_ref(&study));
     h.get_by_label("colon-study").click();
     let start = Instant::now();
     while h.state().study().shown().is_none() {
