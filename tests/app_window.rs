@@ -75,6 +75,7 @@ fn window_opens_and_draws_the_empty_state() {
         .env_remove("WAYLAND_DISPLAY")
         .env("XDG_RUNTIME_DIR", dir.path())
         .env("HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
         .env("M2C_DEVICE", "cpu")
         .env("M2C_SCREENSHOT", &shot)
         .stdout(Stdio::piped())
