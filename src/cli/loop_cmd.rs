@@ -4,13 +4,11 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::Context as _;
 
-use crate::engine::active::{LoopConfig, LoopImage, RoundReport, Strategy, run_loop};
+use crate::engine::active::{LoopConfig, LoopImage, RoundReport, Strategy, spawn_loop};
 use crate::engine::dataset::labelled_items;
 
 use super::Cli;
@@ -110,8 +108,9 @@ pub fn run(cli: &Cli, args: &LoopArgs) -> anyhow::Result<i32> {
         spec: args.options.spec("loop"),
         predict: args.predict.options(),
     };
-    let cancel = Arc::new(AtomicBool::new(false));
-    let reports = run_loop(&segmenter, &images, &config, &cancel, |r| {
+    // The loop runs on the engine's thread; this one prints the rounds as they end.
+    let handle = spawn_loop(segmenter, images, config)?;
+    for r in &handle.rounds {
         println!(
             "round {}: labelled {}, mean Dice {:.4} (±{:.4}), mean IoU {:.4} (±{:.4}), \
              auto-accepted {}, pool {}, search {:.1} s, predict {:.1} s",
@@ -126,7 +125,8 @@ pub fn run(cli: &Cli, args: &LoopArgs) -> anyhow::Result<i32> {
             r.search_time.as_secs_f64(),
             r.predict_time.as_secs_f64()
         );
-    })?;
+    }
+    let reports = handle.join()?;
     if let Some(path) = &args.csv {
         let mut f = std::fs::File::create(path)
             .with_context(|| format!("cannot write {}", path.display()))?;

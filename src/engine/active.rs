@@ -191,6 +191,59 @@ pub fn run_loop(
     Ok(reports)
 }
 
+/// A loop running on its own thread (see [`spawn_loop`]).
+#[derive(Debug)]
+pub struct LoopHandle {
+    /// One report per round, as it is made.
+    pub rounds: std::sync::mpsc::Receiver<RoundReport>,
+    cancel: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Result<Vec<RoundReport>, InferenceError>>,
+}
+
+impl LoopHandle {
+    /// Asks the loop to stop (between rounds, or between the steps of a search).
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits for the loop to end; every round's report.
+    pub fn join(self) -> Result<Vec<RoundReport>, InferenceError> {
+        self.thread.join().unwrap_or_else(|panic| {
+            Err(InferenceError::Crashed {
+                message: super::worker::panic_message(&*panic),
+            })
+        })
+    }
+}
+
+/// Runs [`run_loop`] off the caller's thread: the model and the images move to the loop's
+/// thread, reports come back on a channel as rounds end.
+pub fn spawn_loop(
+    segmenter: Segmenter,
+    images: Vec<LoopImage>,
+    config: LoopConfig,
+) -> Result<LoopHandle, InferenceError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&cancel);
+    let thread = std::thread::Builder::new()
+        .name("m2c-loop".to_owned())
+        .spawn(move || {
+            run_loop(&segmenter, &images, &config, &flag, |r| {
+                // A dropped receiver only means nobody is watching.
+                let _ = tx.send(r.clone());
+            })
+        })
+        .map_err(|e| InferenceError::Crashed {
+            message: format!("could not start the loop thread: {e}"),
+        })?;
+    Ok(LoopHandle {
+        rounds: rx,
+        cancel,
+        thread,
+    })
+}
+
 /// The cascade's choice: the first easy prediction, else the one with the lowest score.
 fn cascade(predictions: &[Kept]) -> Option<&Kept> {
     predictions.iter().find(|k| k.hue.easy).or_else(|| {

@@ -38,6 +38,9 @@ pub enum InferenceError {
     /// An image of the study could not be read.
     #[error(transparent)]
     Study(#[from] crate::study::StudyError),
+    /// A computation on a background thread panicked.
+    #[error("the compute engine failed: {message}")]
+    Crashed { message: String },
     /// A model job arrived before any model was loaded.
     #[error("no SAM3 model is loaded; choose the weights file in Settings (or pass --weights)")]
     NoModel,
