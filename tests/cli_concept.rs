@@ -403,3 +403,41 @@ fn hue_consistency_from_the_interactive_head_is_reported_beside_the_detectors() 
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("needs SAM3's interactive head"), "{stderr}");
 }
+
+#[test]
+fn search_with_the_authors_resize_augmentation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(weights) = checkpoint(tmp.path()) else {
+        return;
+    };
+    let manifest = dataset(&tmp.path().join("data"), 2);
+    let concept = tmp.path().join("aug.m2c");
+    let out = m2c(&[
+        "search".as_ref(),
+        "--device".as_ref(),
+        "cpu".as_ref(),
+        "--weights".as_ref(),
+        weights.as_os_str(),
+        "--support".as_ref(),
+        manifest.as_os_str(),
+        "--steps".as_ref(),
+        "3".as_ref(),
+        "--lr".as_ref(),
+        "0.05".as_ref(),
+        "--augment".as_ref(),
+        "--seed".as_ref(),
+        "9".as_ref(),
+        "--out".as_ref(),
+        concept.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&concept).unwrap()).unwrap();
+    assert_eq!(file["settings"]["resize_augment"], true);
+    assert_eq!(file["settings"]["seed"], 9);
+    let losses = stdout(&out)
+        .lines()
+        .filter(|l| l.starts_with("step "))
+        .count();
+    assert_eq!(losses, 3);
+}

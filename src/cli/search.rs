@@ -56,9 +56,13 @@ pub struct SearchOptions {
     /// Learning rate the cosine schedule ends at.
     #[arg(long, value_name = "LR", default_value_t = 5e-6)]
     pub lr_end: f64,
-    /// Seed of the device's random generator.
+    /// Seed of the device's random generator (and of the augmentation).
     #[arg(long, default_value_t = 123)]
     pub seed: u64,
+    /// The authors' training transform: squash each labelled image to a random square and pad
+    /// it at a random offset, drawn once per search (one extra encoder pass per image).
+    #[arg(long)]
+    pub augment: bool,
     /// Model config (HF `Sam3Config` JSON). Default: config.json beside the weights, else the
     /// released model's configuration.
     #[arg(long, value_name = "FILE")]
@@ -71,6 +75,8 @@ impl SearchOptions {
             steps: self.steps,
             lr_start: self.lr,
             lr_end: self.lr_end,
+            seed: self.seed,
+            resize_augment: self.augment,
             ..SearchSettings::default()
         }
     }
@@ -136,11 +142,14 @@ pub fn select_split(
     Ok(chosen)
 }
 
+/// A labelled image read and encoded: features, mask, pixels.
+pub type Labelled = (CachedImage, Vec<bool>, OwnedRgb);
+
 /// Reads and encodes the labelled images, checking each mask matches its image's size.
 pub fn encode_labelled(
     segmenter: &Segmenter,
     items: &[LabelledItem],
-) -> anyhow::Result<Vec<(CachedImage, Vec<bool>)>> {
+) -> anyhow::Result<Vec<Labelled>> {
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         let image = OwnedRgb::open(&item.image)
@@ -158,7 +167,7 @@ pub fn encode_labelled(
         let cached = segmenter
             .encode_image(&image.view())
             .with_context(|| format!("cannot encode {}", item.image.display()))?;
-        out.push((cached, mask));
+        out.push((cached, mask, image));
     }
     Ok(out)
 }
@@ -167,12 +176,16 @@ pub fn encode_labelled(
 pub fn learn_printing(
     segmenter: &Segmenter,
     spec: &ConceptSpec,
-    labelled: &[(CachedImage, Vec<bool>)],
+    labelled: &[Labelled],
     warm_start: Option<&[f32]>,
 ) -> anyhow::Result<ConceptFile> {
     let training: Vec<TrainingImage<'_>> = labelled
         .iter()
-        .map(|(image, mask)| TrainingImage { image, mask })
+        .map(|(image, mask, pixels)| TrainingImage {
+            image,
+            mask,
+            pixels: Some(pixels),
+        })
         .collect();
     let (tx, rx) = mpsc::channel();
     let control = SearchControl {

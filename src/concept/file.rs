@@ -36,6 +36,11 @@ pub struct SearchSettings {
     pub weight_decay: f64,
     pub grad_clip: f64,
     pub seed: u64,
+    /// The authors' training transform: each image squashed to a random square (480–992 of
+    /// 1008, step 32, scaled to the model's input) and padded at a random offset, drawn once
+    /// per search from `seed`. Off by default (the plain squash, as at inference).
+    #[serde(default)]
+    pub resize_augment: bool,
 }
 
 impl Default for SearchSettings {
@@ -48,6 +53,7 @@ impl Default for SearchSettings {
             weight_decay: 0.0,
             grad_clip: 1.0,
             seed: 123,
+            resize_augment: false,
         }
     }
 }

@@ -11,6 +11,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use super::boxes::CxCyWh;
 use super::error::ConceptError;
 use super::instances::{MIN_INSTANCE_AREA, connected_components};
+use crate::model::preprocess::Placement;
 
 /// A labelled binary mask, row-major.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +47,17 @@ impl ImageTargets {
 
     /// Targets from a binary mask, for a model whose input side is `size`.
     pub fn from_mask(mask: BinaryMask<'_>, size: usize) -> Result<Self, ConceptError> {
+        Self::from_mask_placed(mask, size, None)
+    }
+
+    /// [`ImageTargets::from_mask`] for an input where the image was squashed to a square and
+    /// padded as `placement` says (the training augmentation); `None`: squashed to the whole
+    /// input.
+    pub fn from_mask_placed(
+        mask: BinaryMask<'_>,
+        size: usize,
+        placement: Option<Placement>,
+    ) -> Result<Self, ConceptError> {
         let BinaryMask {
             width,
             height,
@@ -59,11 +71,25 @@ impl ImageTargets {
                 ),
             });
         }
+        let place = placement.unwrap_or(Placement {
+            side: size,
+            x0: 0,
+            y0: 0,
+        });
+        if place.side == 0 || place.x0 + place.side > size || place.y0 + place.side > size {
+            return Err(ConceptError::InvalidTargets {
+                reason: format!("placement {place:?} does not fit a {size}×{size} input"),
+            });
+        }
         let instances = connected_components(data, width, height, MIN_INSTANCE_AREA);
         let mut masks = Vec::with_capacity(instances.len() * size * size);
         let mut semantic = vec![0.0f32; size * size];
         for inst in &instances {
-            let resized = resize_nearest(&inst.mask, width, height, size);
+            let resized = place_square(
+                &resize_nearest(&inst.mask, width, height, place.side),
+                place,
+                size,
+            );
             for (s, &m) in semantic.iter_mut().zip(&resized) {
                 *s = s.max(m);
             }
@@ -73,7 +99,16 @@ impl ImageTargets {
             size,
             boxes: instances
                 .iter()
-                .map(|i| i.bbox_normalised(width, height))
+                .map(|i| {
+                    let b = i.bbox_normalised(width, height);
+                    let (k, s) = (place.side as f32, size as f32);
+                    CxCyWh {
+                        cx: (place.x0 as f32 + b.cx * k) / s,
+                        cy: (place.y0 as f32 + b.cy * k) / s,
+                        w: b.w * k / s,
+                        h: b.h * k / s,
+                    }
+                })
                 .collect(),
             masks,
             semantic,
@@ -150,6 +185,21 @@ impl TargetBatch {
     }
 }
 
+/// A `side × side` square of values placed into a `size × size` zero canvas.
+fn place_square(square: &[f32], place: Placement, size: usize) -> Vec<f32> {
+    if place.side == size {
+        return square.to_vec();
+    }
+    let mut out = vec![0.0f32; size * size];
+    for (y, row) in square.chunks_exact(place.side).enumerate() {
+        let at = (place.y0 + y) * size + place.x0;
+        if let Some(to) = out.get_mut(at..at + place.side) {
+            to.copy_from_slice(row);
+        }
+    }
+    out
+}
+
 /// Nearest-pixel-centre resampling of a `width` × `height` mask to `size` × `size`, as 0/1.
 fn resize_nearest(mask: &[bool], width: usize, height: usize, size: usize) -> Vec<f32> {
     let src =
@@ -198,6 +248,44 @@ mod tests {
         // Scaled 2× in x and 4× in y: 16 × 20 = 320 pixels.
         assert_eq!(t.masks.iter().sum::<f32>(), 320.0);
         assert_eq!(t.semantic, t.masks);
+    }
+
+    #[test]
+    fn placed_targets_move_with_the_image() {
+        // 10 × 10 mask with a 6 × 6 block at (2, 2): placed as a 20-px square at (5, 10) of 40.
+        let mut data = vec![false; 100];
+        for y in 2..8 {
+            for x in 2..8 {
+                data[y * 10 + x] = true;
+            }
+        }
+        let mask = BinaryMask {
+            width: 10,
+            height: 10,
+            data: &data,
+        };
+        let place = Placement {
+            side: 20,
+            x0: 5,
+            y0: 10,
+        };
+        let t = ImageTargets::from_mask_placed(mask, 40, Some(place)).unwrap();
+        let b = t.boxes[0];
+        // block centre 5/10 of the square → (5 + 10) / 40 and (10 + 10) / 40; size 12 / 40
+        assert!((b.cx - 15.0 / 40.0).abs() < 1e-6 && (b.cy - 20.0 / 40.0).abs() < 1e-6);
+        assert!((b.w - 0.3).abs() < 1e-6 && (b.h - 0.3).abs() < 1e-6);
+        // the 12 × 12 block sits at x 9..21, y 14..26 and nowhere else
+        for (i, &v) in t.semantic.iter().enumerate() {
+            let (x, y) = (i % 40, i / 40);
+            let inside = (9..21).contains(&x) && (14..26).contains(&y);
+            assert_eq!(v, if inside { 1.0 } else { 0.0 }, "({x}, {y})");
+        }
+        let too_big = Placement {
+            side: 40,
+            x0: 1,
+            y0: 0,
+        };
+        assert!(ImageTargets::from_mask_placed(mask, 40, Some(too_big)).is_err());
     }
 
     #[test]

@@ -129,6 +129,7 @@ pub fn run_loop(
             .map(|&i| TrainingImage {
                 image: &images[i].image,
                 mask: &images[i].truth,
+                pixels: None,
             })
             .collect();
         let warm = match config.strategy {

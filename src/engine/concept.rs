@@ -12,8 +12,8 @@
 
 use std::path::Path;
 
-use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;
+use burn::tensor::{Tensor, TensorData};
 
 use super::inference::{InferenceError, Instance, Segmenter, host_flags, kept_instances};
 use crate::concept::embedding::phi_tensor;
@@ -24,7 +24,7 @@ use crate::concept::{
     SearchProblem, search,
 };
 use crate::model::postprocess::{instance_mask_logits, instances};
-use crate::model::preprocess::{RgbImage, pixels_tensor};
+use crate::model::preprocess::{Placement, RgbImage, pixels_tensor, placed_chw};
 use crate::model::{ExemplarBox, ImageFeatures, ModelError, Prompt, TextPrompt};
 
 /// Concept-file types the app and the command line use through the engine.
@@ -106,6 +106,8 @@ pub struct TrainingImage<'a> {
     pub image: &'a CachedImage,
     /// Row-major foreground flags, `width · height`.
     pub mask: &'a [bool],
+    /// The pixels, needed only for the resize augmentation (which encodes them anew).
+    pub pixels: Option<&'a OwnedRgb>,
 }
 
 /// The result of learning: the concept file and the search's trace.
@@ -201,18 +203,39 @@ impl Segmenter {
             .into());
         }
         let size = self.model.image_size;
+        let placements = if spec.settings.resize_augment {
+            Some(augment_placements(size, training.len(), spec.settings.seed))
+        } else {
+            None
+        };
         let mut targets = Vec::with_capacity(training.len());
         let mut hashes = Vec::with_capacity(training.len());
-        for t in training {
+        let mut augmented = Vec::new();
+        for (k, t) in training.iter().enumerate() {
             let mask = BinaryMask {
                 width: t.image.width,
                 height: t.image.height,
                 data: t.mask,
             };
-            targets.push(ImageTargets::from_mask(mask, size)?);
+            let place = placements.as_ref().and_then(|p| p.get(k).copied());
+            targets.push(ImageTargets::from_mask_placed(mask, size, place)?);
             hashes.push(mask_hash(t.image.width, t.image.height, t.mask));
+            if let Some(place) = place {
+                // The augmented input is drawn once per search: one more encoder pass.
+                let pixels = t.pixels.ok_or_else(|| ConceptError::InvalidSettings {
+                    reason: "resize augmentation needs the training images' pixels".to_owned(),
+                })?;
+                let values = placed_chw(&pixels.view(), size, place)?;
+                let input =
+                    Tensor::from_data(TensorData::new(values, [1, 3, size, size]), &self.device);
+                augmented.push(self.model.encode_image(input)?);
+            }
         }
-        let features = stack_features(training.iter().map(|t| &t.image.features))?;
+        let features = if augmented.is_empty() {
+            stack_features(training.iter().map(|t| &t.image.features))?
+        } else {
+            stack_features(augmented.iter())?
+        };
         let (ids, valid) = self.token_tensors(&spec.base_text)?;
         let base = BasePrompt::new(&self.model, ids, valid, spec.site)?;
         let problem = SearchProblem::new(&self.model, base, features, &targets, &self.device)?;
@@ -338,6 +361,31 @@ impl Segmenter {
             None => Ok(vec![false; image.width * image.height]),
         }
     }
+}
+
+/// The authors' training squares (480, 512, …, 992 of a 1008 input, scaled to `size`) and
+/// random offsets that keep each inside the input, one per image, reproducible from `seed`.
+pub fn augment_placements(size: usize, images: usize, seed: u64) -> Vec<Placement> {
+    let mut state = seed ^ 0xA076_1D64_78BD_642F;
+    let mut next = |n: usize| {
+        // SplitMix64
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        usize::try_from((z ^ (z >> 31)) % n.max(1) as u64).unwrap_or(0)
+    };
+    (0..images)
+        .map(|_| {
+            let full = 480 + 32 * next(17); // 480, 512, …, 992
+            let side = ((full * size) as f64 / 1008.0)
+                .round()
+                .clamp(1.0, size as f64) as usize;
+            let x0 = next(size - side + 1);
+            let y0 = next(size - side + 1);
+            Placement { side, x0, y0 }
+        })
+        .collect()
 }
 
 /// A box in image pixels (x0, y0, x1, y1) of a `w × h` image as a positive exemplar.
@@ -518,5 +566,35 @@ impl Segmenter {
             mask.as_deref(),
             cfg,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn augmentation_squares_are_the_authors_sizes_and_fit() {
+        let full = augment_placements(1008, 200, 7);
+        assert_eq!(full, augment_placements(1008, 200, 7));
+        assert_ne!(full, augment_placements(1008, 200, 8));
+        let sides: std::collections::BTreeSet<usize> = full.iter().map(|p| p.side).collect();
+        assert_eq!(sides.first(), Some(&480));
+        assert_eq!(sides.last(), Some(&992));
+        assert!(sides.iter().all(|s| (s - 480) % 32 == 0), "{sides:?}");
+        for p in augment_placements(168, 100, 1) {
+            assert!((80..=166).contains(&p.side), "{p:?}");
+            assert!(p.x0 + p.side <= 168 && p.y0 + p.side <= 168, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn box_iou_of_hand_made_boxes() {
+        assert_eq!(
+            box_iou([0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 3.0]),
+            1.0 / 7.0
+        );
+        assert_eq!(box_iou([0.0, 0.0, 1.0, 1.0], [2.0, 2.0, 3.0, 3.0]), 0.0);
+        assert_eq!(box_iou([0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 1.0]), 0.0);
     }
 }

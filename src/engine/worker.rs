@@ -471,6 +471,7 @@ impl Worker {
                     .map(|(image, t)| TrainingImage {
                         image,
                         mask: t.mask.as_slice(),
+                        pixels: None,
                     })
                     .collect();
                 let (tx, rx) = mpsc::channel();

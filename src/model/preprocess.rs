@@ -33,6 +33,44 @@ pub fn pixels_tensor(
     ))
 }
 
+/// Where a resized image sits in the square model input: a `side × side` square at column
+/// `x0`, row `y0`; the rest is padding (0 after normalisation, i.e. mid-grey).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub side: usize,
+    pub x0: usize,
+    pub y0: usize,
+}
+
+/// One image squashed to `placement.side` and padded into a [3, size, size] CHW canvas (the
+/// M2C authors' training transform: square resize, then pad at an offset).
+pub fn placed_chw(
+    image: &RgbImage<'_>,
+    size: usize,
+    placement: Placement,
+) -> Result<Vec<f32>, ModelError> {
+    let Placement { side, x0, y0 } = placement;
+    if side == 0 || x0 + side > size || y0 + side > size {
+        return Err(ModelError::InvalidInput {
+            reason: format!("placement {placement:?} does not fit a {size}×{size} input"),
+        });
+    }
+    let inner = normalized_chw(image, side)?;
+    let mut out = vec![0f32; 3 * size * size];
+    for c in 0..3 {
+        for y in 0..side {
+            let src = c * side * side + y * side;
+            let dst = c * size * size + (y0 + y) * size + x0;
+            if let (Some(to), Some(from)) =
+                (out.get_mut(dst..dst + side), inner.get(src..src + side))
+            {
+                to.copy_from_slice(from);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// One image → CHW floats [3, size, size].
 pub fn normalized_chw(image: &RgbImage<'_>, size: usize) -> Result<Vec<f32>, ModelError> {
     let resized = resize_rgb8(image, size, size)?;
