@@ -1,4 +1,4 @@
-//! `m2c parity` on the tiny reference fixtures (`shared/fixtures/sam3-tiny`), on the CPU.
+//! `m2c parity` on the committed tiny reference fixtures (`tests/fixtures/sam3-tiny`), on the CPU.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,8 +9,8 @@ mod common;
 
 use std::process::{Command, Output};
 
-fn m2c_parity(extra: &[&str]) -> Option<Output> {
-    let dir = common::shared_path("fixtures/sam3-tiny")?;
+fn m2c_parity(extra: &[&str]) -> Output {
+    let dir = common::tiny_fixture_dir();
     let out = Command::new(env!("CARGO_BIN_EXE_m2c"))
         .args(["parity", "--device", "cpu", "--fixtures"])
         .arg(dir)
@@ -22,7 +22,7 @@ fn m2c_parity(extra: &[&str]) -> Option<Output> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    Some(out)
+    out
 }
 
 fn last_line(out: &Output) -> String {
@@ -35,7 +35,7 @@ fn last_line(out: &Output) -> String {
 
 #[test]
 fn parity_passes_on_the_tiny_fixtures() {
-    let Some(out) = m2c_parity(&[]) else { return };
+    let out = m2c_parity(&[]);
     assert_eq!(out.status.code(), Some(0));
     let last = last_line(&out);
     let rest = last.strip_prefix("parity ok: ").expect("ok line");
@@ -48,9 +48,7 @@ fn parity_passes_on_the_tiny_fixtures() {
 
 #[test]
 fn parity_prints_the_table_and_exits_1_beyond_tolerance() {
-    let Some(out) = m2c_parity(&["--tolerance", "1e-9"]) else {
-        return;
-    };
+    let out = m2c_parity(&["--tolerance", "1e-9"]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("FAIL  det_text:out.pred_masks"), "{stdout}");
