@@ -38,7 +38,23 @@ pub fn run(cli: &Cli, args: &ParityArgs) -> anyhow::Result<i32> {
     let plan = plan_for(cli.device);
     println!("{}", plan.device_line());
     let start = Instant::now();
-    let comparisons = run_parity(&args.fixtures, &plan)
+    let mut lap = Instant::now();
+    let progress = |stage: &str, got: &[Comparison]| {
+        let seconds = lap.elapsed().as_secs_f64();
+        lap = Instant::now();
+        let compared: Vec<&Comparison> = got.iter().filter(|c| c.absent.is_none()).collect();
+        if got.is_empty() {
+            println!("{stage}: {seconds:.1} s");
+        } else {
+            println!(
+                "stage {stage}: {} tensors, max abs err {:.3e}, max rel err {:.3e} ({seconds:.1} s)",
+                compared.len(),
+                worst(&compared, |c| c.max_abs_err),
+                worst(&compared, Comparison::max_rel_err),
+            );
+        }
+    };
+    let comparisons = run_parity(&args.fixtures, &plan, progress)
         .with_context(|| format!("cannot run the parity check on {}", args.fixtures.display()))?;
     let (absent, compared): (Vec<&Comparison>, Vec<&Comparison>) =
         comparisons.iter().partition(|c| c.absent.is_some());
@@ -58,19 +74,10 @@ pub fn run(cli: &Cli, args: &ParityArgs) -> anyhow::Result<i32> {
     if failed > 0 || args.table {
         print!("{}", table(&compared, args.tolerance));
     }
-    let worst = |err: fn(&Comparison) -> f32| {
-        compared.iter().map(|c| err(c)).fold(0.0f32, |acc, e| {
-            if acc.is_nan() || e.is_nan() {
-                f32::NAN
-            } else {
-                acc.max(e)
-            }
-        })
-    };
-    let max_err = worst(|c| c.max_abs_err);
+    let max_err = worst(&compared, |c| c.max_abs_err);
     println!(
         "max rel err {:.3e} (max abs err / max |reference| of each tensor)",
-        worst(Comparison::max_rel_err)
+        worst(&compared, Comparison::max_rel_err)
     );
     if failed == 0 {
         println!(
@@ -86,6 +93,17 @@ pub fn run(cli: &Cli, args: &ParityArgs) -> anyhow::Result<i32> {
         );
         Ok(1)
     }
+}
+
+/// The largest of `err` over `comparisons`; NaN when any is NaN.
+fn worst(comparisons: &[&Comparison], err: fn(&Comparison) -> f32) -> f32 {
+    comparisons.iter().map(|c| err(c)).fold(0.0f32, |acc, e| {
+        if acc.is_nan() || e.is_nan() {
+            f32::NAN
+        } else {
+            acc.max(e)
+        }
+    })
 }
 
 /// One line per tensor: verdict, name, max abs error, max rel error (to the reference's largest

@@ -49,10 +49,19 @@ pub enum InferenceError {
     },
 }
 
-/// Every parity stage of the fixtures in `dir` on the planned device.
-pub fn run_parity(dir: &Path, plan: &DevicePlan) -> Result<Vec<Comparison>, InferenceError> {
+/// Every parity stage of the fixtures in `dir` on the planned device; `progress(stage,
+/// comparisons)` after each stage.
+pub fn run_parity(
+    dir: &Path,
+    plan: &DevicePlan,
+    progress: impl FnMut(&str, &[Comparison]),
+) -> Result<Vec<Comparison>, InferenceError> {
     let device = open(plan)?;
-    Ok(parity::run_all(&Fixtures::new(dir), &device)?)
+    Ok(parity::run_all_with(
+        &Fixtures::new(dir),
+        &device,
+        progress,
+    )?)
 }
 
 /// One kept detection, in image pixels.

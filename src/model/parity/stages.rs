@@ -333,11 +333,27 @@ pub fn gradient(fx: &Fixtures, plain: &Device) -> Result<Vec<Comparison>, Parity
 /// Every stage on `device`: preprocessing, backbone, neck, text, both detector scenarios,
 /// end to end, and the gradient.
 pub fn run_all(fx: &Fixtures, device: &Device) -> Result<Vec<Comparison>, ParityError> {
+    run_all_with(fx, device, |_, _| {})
+}
+
+/// [`run_all`], calling `progress(stage, comparisons)` after loading the model (no
+/// comparisons) and after each stage (a full-size run takes many minutes on the CPU).
+pub fn run_all_with(
+    fx: &Fixtures,
+    device: &Device,
+    mut progress: impl FnMut(&str, &[Comparison]),
+) -> Result<Vec<Comparison>, ParityError> {
     let model = fx.model(device)?;
-    let mut out = preprocessing(fx)?;
-    out.extend(vision_backbone(fx, &model, device)?);
-    out.extend(neck(fx, &model, device)?);
-    out.extend(text_encoder(fx, &model, device)?);
+    progress("load weights", &[]);
+    let mut out = Vec::new();
+    let mut stage = |name: &str, got: Vec<Comparison>| {
+        progress(name, &got);
+        out.extend(got);
+    };
+    stage("preprocessing", preprocessing(fx)?);
+    stage("vision backbone", vision_backbone(fx, &model, device)?);
+    stage("neck", neck(fx, &model, device)?);
+    stage("text encoder", text_encoder(fx, &model, device)?);
     for (file, with_boxes) in DETECTOR_SCENARIOS {
         let boxes = if with_boxes {
             fx.exemplar_boxes()?
@@ -345,9 +361,11 @@ pub fn run_all(fx: &Fixtures, device: &Device) -> Result<Vec<Comparison>, Parity
             let batch = fx.read("inputs.safetensors", "input_ids")?.shape().to_vec();
             vec![Vec::new(); batch.first().copied().unwrap_or(0)]
         };
-        out.extend(detector(fx, &model, device, file, boxes)?);
+        let name = file.trim_end_matches(".safetensors");
+        stage(name, detector(fx, &model, device, file, boxes)?);
     }
-    out.extend(end_to_end(fx, &model, device)?);
-    out.extend(gradient(fx, device)?);
+    stage("end to end", end_to_end(fx, &model, device)?);
+    drop(model);
+    stage("gradient", gradient(fx, device)?);
     Ok(out)
 }
