@@ -72,3 +72,86 @@ fn parity_reports_a_missing_fixture_folder() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/nonexistent/fixtures"), "{stderr}");
 }
+
+/// Rewrites the safetensors file `path` without the tensor `drop` (header: 8-byte
+/// little-endian length, JSON name → dtype, shape, data_offsets; then the data).
+fn drop_tensor(path: &std::path::Path, drop: &str) {
+    let bytes = std::fs::read(path).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    let data = &bytes[8 + len..];
+    let mut kept = serde_json::Map::new();
+    let mut out_data = Vec::new();
+    for (name, mut info) in header {
+        if name == drop {
+            continue;
+        }
+        if name != "__metadata__" {
+            let offsets = &info["data_offsets"];
+            let (a, b) = (
+                offsets[0].as_u64().unwrap() as usize,
+                offsets[1].as_u64().unwrap() as usize,
+            );
+            let start = out_data.len();
+            out_data.extend_from_slice(&data[a..b]);
+            info["data_offsets"] = serde_json::json!([start, out_data.len()]);
+        }
+        kept.insert(name, info);
+    }
+    let mut head = serde_json::to_vec(&kept).unwrap();
+    while !head.len().is_multiple_of(8) {
+        head.push(b' ');
+    }
+    let mut out = (head.len() as u64).to_le_bytes().to_vec();
+    out.extend(head);
+    out.extend(out_data);
+    std::fs::write(path, out).unwrap();
+}
+
+/// A folder that stores only some ViT layers (as the full-size one does): the layers it lacks,
+/// and the layer whose input it lacks, are listed as "not in fixtures", the rest passes.
+#[test]
+fn parity_skips_reference_tensors_the_folder_lacks() {
+    let tmp = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(common::tiny_fixture_dir()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), tmp.path().join(entry.file_name())).unwrap();
+    }
+    drop_tensor(&tmp.path().join("vision.safetensors"), "vision.layer1");
+    let out = Command::new(env!("CARGO_BIN_EXE_m2c"))
+        .args(["parity", "--device", "cpu", "--fixtures"])
+        .arg(tmp.path())
+        .output()
+        .expect("m2c runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout
+            .contains("skipped vision.layer1: not in fixtures (vision.safetensors: vision.layer1)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .contains("skipped vision.layer2: not in fixtures (vision.safetensors: vision.layer1)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("stage vision backbone: 5 tensors"),
+        "{stdout}"
+    );
+    let full = m2c_parity(&[]);
+    let count = |s: &str| -> usize {
+        s.lines()
+            .last()
+            .and_then(|l| l.strip_prefix("parity ok: "))
+            .and_then(|l| l.split_once(' '))
+            .and_then(|(n, _)| n.parse().ok())
+            .unwrap()
+    };
+    assert_eq!(
+        count(&stdout) + 2,
+        count(&String::from_utf8_lossy(&full.stdout))
+    );
+}
