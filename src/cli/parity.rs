@@ -11,6 +11,7 @@ use anyhow::{Context as _, bail};
 
 use crate::engine::device::plan_for;
 use crate::engine::inference::{Comparison, DEFAULT_TOLERANCE, run_parity};
+use crate::model::parity::STAGES;
 
 use super::Cli;
 
@@ -26,6 +27,10 @@ pub struct ParityArgs {
     /// Print the per-tensor table even when everything is within tolerance.
     #[arg(long)]
     pub table: bool,
+    /// Run only this stage (repeatable; default: all). The full-size folder takes many
+    /// minutes per stage on the CPU.
+    #[arg(long = "stage", value_name = "STAGE", value_parser = clap::builder::PossibleValuesParser::new(STAGES))]
+    pub stages: Vec<String>,
 }
 
 pub fn run(cli: &Cli, args: &ParityArgs) -> anyhow::Result<i32> {
@@ -54,7 +59,7 @@ pub fn run(cli: &Cli, args: &ParityArgs) -> anyhow::Result<i32> {
             );
         }
     };
-    let comparisons = run_parity(&args.fixtures, &plan, progress)
+    let comparisons = run_parity(&args.fixtures, &plan, &args.stages, progress)
         .with_context(|| format!("cannot run the parity check on {}", args.fixtures.display()))?;
     let (absent, compared): (Vec<&Comparison>, Vec<&Comparison>) =
         comparisons.iter().partition(|c| c.absent.is_some());

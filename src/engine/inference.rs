@@ -49,17 +49,19 @@ pub enum InferenceError {
     },
 }
 
-/// Every parity stage of the fixtures in `dir` on the planned device; `progress(stage,
-/// comparisons)` after each stage.
+/// The parity stages named in `only` (all when empty, names in [`parity::STAGES`]) of the
+/// fixtures in `dir` on the planned device; `progress(stage, comparisons)` after each stage.
 pub fn run_parity(
     dir: &Path,
     plan: &DevicePlan,
+    only: &[String],
     progress: impl FnMut(&str, &[Comparison]),
 ) -> Result<Vec<Comparison>, InferenceError> {
     let device = open(plan)?;
     Ok(parity::run_all_with(
         &Fixtures::new(dir),
         &device,
+        only,
         progress,
     )?)
 }

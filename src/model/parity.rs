@@ -339,6 +339,6 @@ pub fn compare_values(
 }
 
 pub use stages::{
-    DETECTOR_SCENARIOS, detector, end_to_end, gradient, neck, preprocessing, run_all, run_all_with,
-    text_encoder, vision_backbone,
+    DETECTOR_SCENARIOS, STAGES, detector, end_to_end, gradient, neck, preprocessing, run_all,
+    run_all_with, text_encoder, vision_backbone,
 };
