@@ -1,4 +1,4 @@
-//! `m2c segment` with the tiny fixture checkpoint (`shared/fixtures/sam3-tiny`, random weights)
+//! `m2c segment` with the tiny fixture checkpoint (`tests/fixtures/sam3-tiny`, random weights)
 //! on generated images, and its errors for wrong weights files.
 #![allow(
     clippy::unwrap_used,
@@ -77,9 +77,7 @@ fn write_toy_tokenizer(dir: &Path) {
 
 #[test]
 fn segments_generated_images_with_the_tiny_checkpoint() {
-    let Some(fixtures) = common::shared_path("fixtures/sam3-tiny") else {
-        return;
-    };
+    let fixtures = common::tiny_fixture_dir();
     let tmp = tempfile::tempdir().unwrap();
     let ckpt = tmp.path().join("ckpt");
     std::fs::create_dir_all(&ckpt).unwrap();
@@ -140,9 +138,7 @@ fn segments_generated_images_with_the_tiny_checkpoint() {
 
 #[test]
 fn bundled_vocabulary_is_refused_by_a_model_with_a_smaller_one() {
-    let Some(fixtures) = common::shared_path("fixtures/sam3-tiny") else {
-        return;
-    };
+    let fixtures = common::tiny_fixture_dir();
     let tmp = tempfile::tempdir().unwrap();
     let image = tmp.path().join("a.png");
     write_image(&image, 64, 48);
@@ -182,9 +178,7 @@ fn wrong_weights_files_fail_with_a_clear_message() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("weights not found"), "{stderr}");
     // a real safetensors file of another model (the tracker head, no detector tensors)
-    let Some(fixtures) = common::shared_path("fixtures/sam3-tiny") else {
-        return;
-    };
+    let fixtures = common::tiny_fixture_dir();
     let tracker = fixtures.join("sam3_tracker_model.safetensors");
     let out = segment(
         &tracker,
@@ -235,9 +229,7 @@ fn read_json(path: &Path) -> serde_json::Value {
 
 #[test]
 fn box_prompt_segments_with_the_tracker_head() {
-    let Some(fixtures) = common::shared_path("fixtures/sam3-tiny") else {
-        return;
-    };
+    let fixtures = common::tiny_fixture_dir();
     let tmp = tempfile::tempdir().unwrap();
     let weights = tiny_checkpoint(&fixtures, &tmp.path().join("ckpt"), true);
     let config = fixtures.join("sam3_config.json");
@@ -319,9 +311,7 @@ fn box_prompt_segments_with_the_tracker_head() {
 
 #[test]
 fn box_prompt_errors_are_clear() {
-    let Some(fixtures) = common::shared_path("fixtures/sam3-tiny") else {
-        return;
-    };
+    let fixtures = common::tiny_fixture_dir();
     let tmp = tempfile::tempdir().unwrap();
     let config = fixtures.join("sam3_config.json");
     let image = tmp.path().join("a.png");

@@ -1,7 +1,7 @@
-//! Concept search on the tiny SAM3 fixture (random weights, `shared/fixtures/sam3-tiny`), on
+//! Concept search on the tiny SAM3 fixture (random weights, `tests/fixtures/sam3-tiny`), on
 //! burn's CPU backend (flex): the gradient of the authors' loss with respect to φ against
 //! central finite differences, a 60-step search that must cut the loss, cancellation and warm
-//! start. Skips with a message when the fixtures are absent.
+//! start. Uses the committed fixtures, so it never skips.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -35,8 +35,8 @@ const TOL_COORD: f32 = 1e-2;
 const TOL_DIR: f32 = 2e-3;
 const TOL_DIR_FULL: f32 = 1e-2;
 
-fn fixture_dir() -> Option<PathBuf> {
-    common::shared_path("fixtures/sam3-tiny")
+fn fixture_dir() -> PathBuf {
+    common::tiny_fixture_dir()
 }
 
 fn read(dir: &Path, name: &str) -> TensorData {
@@ -171,7 +171,7 @@ const EPS: f32 = 1e-2;
 /// differences of the loss with the matching held fixed ([`MatchPlan`]).
 #[test]
 fn gradient_matches_finite_differences() {
-    let Some(dir) = fixture_dir() else { return };
+    let dir = fixture_dir();
     let device = cpu_device();
     let real = real_tokens(&dir);
     for site in [EmbeddingSite::TextInput, EmbeddingSite::ProjectedText] {
@@ -230,7 +230,7 @@ fn gradient_matches_finite_differences() {
 /// differ by a few % per coordinate (measured) but agree along the gradient direction.
 #[test]
 fn gradient_of_the_full_decoder_follows_the_loss() {
-    let Some(dir) = fixture_dir() else { return };
+    let dir = fixture_dir();
     let device = cpu_device();
     let problem = problem(&dir, &device, EmbeddingSite::TextInput);
     let phi = generic_phi(&problem, real_tokens(&dir));
@@ -264,7 +264,7 @@ fn test_settings(steps: u32) -> SearchSettings {
 /// (measured 769 → 147, 5.2×).
 #[test]
 fn search_cuts_the_loss() {
-    let Some(dir) = fixture_dir() else { return };
+    let dir = fixture_dir();
     let device = cpu_device();
     let problem = problem(&dir, &device, EmbeddingSite::TextInput);
     let (tx, rx) = mpsc::channel();
@@ -306,7 +306,7 @@ fn search_cuts_the_loss() {
 
 #[test]
 fn cancellation_stops_between_steps() {
-    let Some(dir) = fixture_dir() else { return };
+    let dir = fixture_dir();
     let device = cpu_device();
     let problem = problem(&dir, &device, EmbeddingSite::TextInput);
     let (tx, rx) = mpsc::channel::<m2c::concept::SearchProgress>();
@@ -347,7 +347,7 @@ fn cancellation_stops_between_steps() {
 
 #[test]
 fn warm_start_continues_from_the_given_phi() {
-    let Some(dir) = fixture_dir() else { return };
+    let dir = fixture_dir();
     let device = cpu_device();
     let problem = problem(&dir, &device, EmbeddingSite::TextInput);
     let control = SearchControl::default();

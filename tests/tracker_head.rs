@@ -167,9 +167,7 @@ fn segmenter_box_masks_and_their_union() {
     use m2c::engine::device::{DevicePreference, plan_for};
     use m2c::engine::inference::Segmenter;
     use m2c::model::preprocess::RgbImage;
-    let Some(fixtures) = common::shared_path("fixtures/sam3-tiny") else {
-        return;
-    };
+    let fixtures = common::tiny_fixture_dir();
     let tmp = tempfile::tempdir().unwrap();
     for file in [
         "sam3_model.safetensors",

@@ -1,6 +1,8 @@
-//! `m2c parity --fixtures DIR`: runs the SAM3 model of a reference fixture folder
-//! (`shared/fixtures/sam3-tiny`) stage by stage on the chosen device and compares every tensor
-//! with the HF reference, the same comparisons as `tests/model_parity.rs`.
+//! `m2c parity --fixtures DIR`: runs the SAM3 model of a reference fixture folder (the committed
+//! `tests/fixtures/sam3-tiny`, or one made by `tests/reference/make_reference.py`, e.g. the
+//! full-size preset) stage by stage on the chosen device and compares every tensor with the HF
+//! reference, the same comparisons as `tests/model_parity.rs`. Reference tensors the folder
+//! lacks are listed as "not in fixtures" and not counted.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -9,7 +11,7 @@ use anyhow::{Context as _, bail};
 
 use crate::engine::device::plan_for;
 use crate::engine::inference::{
-    Comparison, DEFAULT_TOLERANCE, run_parity, tracker_fixtures_present,
+    Comparison, DEFAULT_TOLERANCE, PARITY_STAGES as STAGES, run_parity, tracker_fixtures_present,
 };
 
 use super::Cli;
@@ -28,19 +30,39 @@ pub struct ParityArgs {
     /// Print the per-tensor table even when everything is within tolerance.
     #[arg(long)]
     pub table: bool,
+    /// Run only this stage (repeatable; default: all). The full-size folder takes many
+    /// minutes per stage on the CPU.
+    #[arg(long = "stage", value_name = "STAGE", value_parser = clap::builder::PossibleValuesParser::new(STAGES))]
+    pub stages: Vec<String>,
 }
 
 pub fn run(cli: &Cli, args: &ParityArgs) -> anyhow::Result<i32> {
     if !args.fixtures.is_dir() {
         bail!(
-            "fixture folder {} does not exist (expected e.g. shared/fixtures/sam3-tiny)",
+            "fixture folder {} does not exist (expected e.g. tests/fixtures/sam3-tiny)",
             args.fixtures.display()
         );
     }
     let plan = plan_for(cli.device);
     println!("{}", plan.device_line());
     let start = Instant::now();
-    let comparisons = run_parity(&args.fixtures, &plan)
+    let mut lap = Instant::now();
+    let progress = |stage: &str, got: &[Comparison]| {
+        let seconds = lap.elapsed().as_secs_f64();
+        lap = Instant::now();
+        let compared: Vec<&Comparison> = got.iter().filter(|c| c.absent.is_none()).collect();
+        if got.is_empty() {
+            println!("{stage}: {seconds:.1} s");
+        } else {
+            println!(
+                "stage {stage}: {} tensors, max abs err {:.3e}, max rel err {:.3e} ({seconds:.1} s)",
+                compared.len(),
+                worst(&compared, |c| c.max_abs_err),
+                worst(&compared, Comparison::max_rel_err),
+            );
+        }
+    };
+    let comparisons = run_parity(&args.fixtures, &plan, &args.stages, progress)
         .with_context(|| format!("cannot run the parity check on {}", args.fixtures.display()))?;
     if !tracker_fixtures_present(&args.fixtures) {
         println!(
@@ -49,42 +71,64 @@ pub fn run(cli: &Cli, args: &ParityArgs) -> anyhow::Result<i32> {
             args.fixtures.display()
         );
     }
+    let (absent, compared): (Vec<&Comparison>, Vec<&Comparison>) =
+        comparisons.iter().partition(|c| c.absent.is_some());
     println!(
         "compared {} tensors in {:.2} s",
-        comparisons.len(),
+        compared.len(),
         start.elapsed().as_secs_f64()
     );
-    let failed = comparisons
+    for c in &absent {
+        let what = c.absent.as_deref().unwrap_or_default();
+        println!("skipped {}: not in fixtures ({what})", c.name);
+    }
+    let failed = compared
         .iter()
         .filter(|c| !c.within(args.tolerance))
         .count();
     if failed > 0 || args.table {
-        print!("{}", table(&comparisons, args.tolerance));
+        print!("{}", table(&compared, args.tolerance));
     }
-    let max_err = comparisons
-        .iter()
-        .map(|c| c.max_abs_err)
-        .fold(0.0f32, |acc, e| if e.is_nan() { e } else { acc.max(e) });
+    let max_err = worst(&compared, |c| c.max_abs_err);
+    println!(
+        "max rel err {:.3e} (max abs err / max |reference| of each tensor)",
+        worst(&compared, Comparison::max_rel_err)
+    );
     if failed == 0 {
         println!(
             "parity ok: {} tensors, max abs err {max_err:.3e}",
-            comparisons.len()
+            compared.len()
         );
         Ok(0)
     } else {
         println!(
             "parity FAILED: {failed} of {} tensors exceed {:.0e}, max abs err {max_err:.3e}",
-            comparisons.len(),
+            compared.len(),
             args.tolerance
         );
         Ok(1)
     }
 }
 
-/// One line per tensor: verdict, name, max abs error, shapes when they differ, worst element.
-fn table(comparisons: &[Comparison], tolerance: f32) -> String {
+/// The largest of `err` over `comparisons`; NaN when any is NaN.
+fn worst(comparisons: &[&Comparison], err: fn(&Comparison) -> f32) -> f32 {
+    comparisons.iter().map(|c| err(c)).fold(0.0f32, |acc, e| {
+        if acc.is_nan() || e.is_nan() {
+            f32::NAN
+        } else {
+            acc.max(e)
+        }
+    })
+}
+
+/// One line per tensor: verdict, name, max abs error, max rel error (to the reference's largest
+/// magnitude), the reference's largest magnitude, shapes when they differ, worst element.
+fn table(comparisons: &[&Comparison], tolerance: f32) -> String {
     let width = comparisons.iter().map(|c| c.name.len()).max().unwrap_or(0);
-    let mut out = format!("{:4}  {:width$}  {:>10}  detail\n", "", "tensor", "max abs");
+    let mut out = format!(
+        "{:4}  {:width$}  {:>10}  {:>10}  {:>10}  detail\n",
+        "", "tensor", "max abs", "max rel", "max |ref|"
+    );
     for c in comparisons {
         let verdict = if c.within(tolerance) { "ok" } else { "FAIL" };
         let detail = if c.actual_shape == c.expected_shape {
@@ -98,8 +142,11 @@ fn table(comparisons: &[Comparison], tolerance: f32) -> String {
             )
         };
         out += &format!(
-            "{verdict:4}  {:width$}  {:>10.3e}  {detail}\n",
-            c.name, c.max_abs_err
+            "{verdict:4}  {:width$}  {:>10.3e}  {:>10.3e}  {:>10.3e}  {detail}\n",
+            c.name,
+            c.max_abs_err,
+            c.max_rel_err(),
+            c.reference_absmax
         );
     }
     out

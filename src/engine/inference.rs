@@ -20,7 +20,7 @@ use crate::model::{
     WeightPrecision,
 };
 
-pub use crate::model::parity::{Comparison, DEFAULT_TOLERANCE};
+pub use crate::model::parity::{Comparison, DEFAULT_TOLERANCE, STAGES as PARITY_STAGES};
 
 /// Failures of a headless run.
 #[derive(Debug, thiserror::Error)]
@@ -72,10 +72,21 @@ pub fn tracker_fixtures_present(dir: &Path) -> bool {
     Fixtures::new(dir).has_tracker()
 }
 
-/// Every parity stage of the fixtures in `dir` on the planned device.
-pub fn run_parity(dir: &Path, plan: &DevicePlan) -> Result<Vec<Comparison>, InferenceError> {
+/// The parity stages named in `only` (all when empty, names in [`parity::STAGES`]) of the
+/// fixtures in `dir` on the planned device; `progress(stage, comparisons)` after each stage.
+pub fn run_parity(
+    dir: &Path,
+    plan: &DevicePlan,
+    only: &[String],
+    progress: impl FnMut(&str, &[Comparison]),
+) -> Result<Vec<Comparison>, InferenceError> {
     let device = open(plan)?;
-    Ok(parity::run_all(&Fixtures::new(dir), &device)?)
+    Ok(parity::run_all_with(
+        &Fixtures::new(dir),
+        &device,
+        only,
+        progress,
+    )?)
 }
 
 /// One kept detection, in image pixels.

@@ -4,7 +4,7 @@
 //!
 //! Field names are the HF names so serde reads the file directly; unknown keys are ignored and
 //! absent keys take the HF defaults, which are the released `facebook/sam3` hyper-parameters
-//! ([`Sam3Config::full`]). [`Sam3Config::tiny`] is the preset of `shared/fixtures/sam3-tiny`.
+//! ([`Sam3Config::full`]). [`Sam3Config::tiny`] is the preset of `tests/fixtures/sam3-tiny`.
 //! The hub file is a `sam3_video` config; its `detector_config` section is the image model.
 
 use std::path::Path;
@@ -259,7 +259,8 @@ impl Sam3Config {
         }
     }
 
-    /// The `tiny` preset of `shared/fixtures/sam3-tiny` (`make_sam3_fixtures.py --preset tiny`).
+    /// The `tiny` preset of `tests/fixtures/sam3-tiny` (`tests/reference/make_reference.py
+    /// --preset tiny`; the same as `shared/fixtures/sam3-tiny`).
     pub fn tiny() -> Self {
         let fusion = DetrConfig {
             hidden_size: 64,

@@ -1,5 +1,6 @@
-//! Stage-by-stage comparison with the HF reference fixtures (`shared/fixtures/sam3-tiny`, made by
-//! `shared/tools/make_sam3_fixtures.py`), shared by `tests/model_parity.rs` and `m2c parity`.
+//! Stage-by-stage comparison with HF reference fixtures (the committed `tests/fixtures/sam3-tiny`
+//! or a folder made by `tests/reference/make_reference.py`, e.g. `--preset full`), shared by
+//! `tests/model_parity.rs` and `m2c parity`.
 //!
 //! Each stage starts from the *reference* input of that stage, so a failure points at one
 //! component. A stage returns one [`Comparison`] per tensor; judging it (tolerance, assertion,
@@ -54,14 +55,45 @@ pub struct Comparison {
     pub expected_shape: Vec<usize>,
     /// Largest |actual − expected| (NaN when either side has a NaN; ∞ when shapes differ).
     pub max_abs_err: f32,
+    /// Largest |expected|: the scale of the reference, for [`Comparison::max_rel_err`].
+    pub reference_absmax: f32,
     /// Flat index of the worst element, with both values there.
     pub worst: Option<(usize, f32, f32)>,
+    /// `Some("file: tensor")` when the fixture folder lacks the reference tensor (or the
+    /// reference input) of this comparison, so nothing was compared: a full-size folder stores
+    /// only a few ViT layers. Such an entry is not a failure.
+    pub absent: Option<String>,
 }
 
 impl Comparison {
-    /// Shapes agree and every element is within `tolerance`.
+    /// Shapes agree and every element is within `tolerance`, or there was nothing to compare.
     pub fn within(&self, tolerance: f32) -> bool {
-        self.actual_shape == self.expected_shape && self.max_abs_err <= tolerance
+        self.absent.is_some()
+            || (self.actual_shape == self.expected_shape && self.max_abs_err <= tolerance)
+    }
+
+    /// The max abs error relative to the reference's scale: `max_abs_err / max |expected|`
+    /// (the plain max abs error when the reference is all zeros). Element-wise ratios are not
+    /// used: they blow up wherever the reference crosses zero.
+    pub fn max_rel_err(&self) -> f32 {
+        if self.reference_absmax > 0.0 {
+            self.max_abs_err / self.reference_absmax
+        } else {
+            self.max_abs_err
+        }
+    }
+
+    /// A comparison that could not be made because `file` lacks `key`.
+    pub fn absent(name: &str, file: &str, key: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            actual_shape: Vec::new(),
+            expected_shape: Vec::new(),
+            max_abs_err: 0.0,
+            reference_absmax: 0.0,
+            worst: None,
+            absent: Some(format!("{file}: {key}")),
+        }
     }
 }
 
@@ -77,6 +109,20 @@ impl Fixtures {
         Self {
             dir: dir.to_owned(),
         }
+    }
+
+    /// Whether `file` holds a tensor `name` (without reading its values).
+    pub fn has(&self, file: &str, name: &str) -> Result<bool, ParityError> {
+        let path = self.dir.join(file);
+        let mut store = SafetensorsStore::from_file(&path);
+        let found = store
+            .get_tensor(name)
+            .map_err(|source| ParityError::Read {
+                path: path.clone(),
+                source,
+            })?
+            .is_some();
+        Ok(found)
     }
 
     /// One tensor of a fixture file.
@@ -222,7 +268,8 @@ impl Fixtures {
             .collect())
     }
 
-    /// Compares `actual` with `file`/`key`; a scalar reference matches a `[1]` tensor.
+    /// Compares `actual` with `file`/`key`; a scalar reference matches a `[1]` tensor. A
+    /// reference that `file` lacks gives an [`Comparison::absent`] entry.
     pub fn compare<const D: usize>(
         &self,
         name: &str,
@@ -230,7 +277,13 @@ impl Fixtures {
         file: &str,
         key: &str,
     ) -> Result<Comparison, ParityError> {
-        let expected_shape = self.read(file, key)?.shape().to_vec();
+        let expected_shape = match self.read(file, key) {
+            Ok(data) => data.shape().to_vec(),
+            Err(ParityError::MissingTensor { .. }) => {
+                return Ok(Comparison::absent(name, file, key));
+            }
+            Err(e) => return Err(e),
+        };
         let actual_shape = actual.dims().to_vec();
         let actual_values: Vec<f32> = actual
             .into_data()
@@ -266,7 +319,9 @@ pub fn compare_values(
         actual_shape,
         expected_shape,
         max_abs_err: f32::INFINITY,
+        reference_absmax: expected.iter().fold(0.0f32, |m, e| m.max(e.abs())),
         worst: None,
+        absent: None,
     };
     if out.actual_shape != out.expected_shape || actual.len() != expected.len() {
         return out;
@@ -290,6 +345,6 @@ pub use tracker::{
 };
 
 pub use stages::{
-    DETECTOR_SCENARIOS, detector, end_to_end, gradient, neck, preprocessing, run_all, text_encoder,
-    vision_backbone,
+    DETECTOR_SCENARIOS, STAGES, detector, end_to_end, gradient, neck, preprocessing, run_all,
+    run_all_with, text_encoder, vision_backbone,
 };

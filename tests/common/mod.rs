@@ -1,6 +1,6 @@
-//! Helpers shared by the integration tests: locating `../shared` (real data and reference
-//! fixtures, present on developer machines and in CI, absent on a bare clone) and comparing
-//! numbers with a stated tolerance.
+//! Helpers shared by the integration tests: locating the committed SAM3 fixtures and
+//! `../shared` (real data and the shared reference fixtures, present on developer machines and
+//! in CI, absent on a bare clone) and comparing numbers with a stated tolerance.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -25,6 +25,17 @@ pub fn shared_dir(what: &str) -> Option<PathBuf> {
         );
         None
     }
+}
+
+/// The committed tiny SAM3 reference fixtures, `tests/fixtures/sam3-tiny` (made by
+/// `tests/reference/make_reference.py --preset tiny`; always present in a checkout, so the
+/// parity tests never skip). `tests/model_parity.rs` checks that they agree with
+/// `shared/fixtures/sam3-tiny` when that folder is present.
+pub fn tiny_fixture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
+        .join("sam3-tiny")
 }
 
 /// A sub-path of `shared/` that a test needs, or `None` with a skip message.
@@ -67,7 +78,7 @@ pub fn assert_close(name: &str, actual: &[f32], expected: &[f32], atol: f32) {
 /// `tests/fixtures/sam3-tiny` when present, else `shared/fixtures/sam3-tiny`, else `None` with
 /// a skip message.
 pub fn tiny_fixtures() -> Option<PathBuf> {
-    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sam3-tiny");
+    let committed = tiny_fixture_dir();
     if committed.join("sam3_model.safetensors").is_file() {
         return Some(committed);
     }
