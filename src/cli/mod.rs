@@ -2,6 +2,7 @@
 //! anyhow is allowed here (the binary's edge); everything below returns typed errors.
 #![allow(clippy::print_stdout)]
 
+mod bench;
 mod doctor;
 mod eval;
 mod parity;
@@ -54,6 +55,9 @@ pub enum Command {
     Parity(parity::ParityArgs),
     /// Segment images with a text prompt: one PNG mask per image and an instances.json.
     Segment(segment::SegmentArgs),
+    /// Time SAM3 and concept search on the chosen device (random weights by default): median
+    /// ms and peak memory per stage.
+    Bench(bench::BenchArgs),
 }
 
 fn parse_device(value: &str) -> Result<DevicePreference, String> {
@@ -69,6 +73,7 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
         Command::Eval(args) => eval::run(args),
         Command::Parity(args) => parity::run(cli, args),
         Command::Segment(args) => segment::run(cli, args),
+        Command::Bench(args) => bench::run(cli, args),
     }
 }
 

@@ -4,6 +4,7 @@
 //!
 //! Only [`device`] names a concrete burn backend.
 
+pub mod bench;
 pub mod device;
 pub mod environment;
 pub mod error;
