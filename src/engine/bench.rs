@@ -28,6 +28,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use burn::module::{Module as _, ModuleVisitor, Param};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use serde::Serialize;
 
@@ -180,6 +181,9 @@ pub struct BenchReport {
     /// Input side S.
     pub image_size: usize,
     pub warmup: usize,
+    /// Float parameters of the model and the bytes they occupy.
+    pub weight_params: u64,
+    pub weight_bytes: u64,
     /// Whether the peak RSS was reset before each stage (else: since the process started).
     pub rss_peak_per_stage: bool,
     pub memory_limit_bytes: u64,
@@ -230,8 +234,18 @@ pub fn run_bench(
             config.init(&device)
         }
     };
+    // Parameters are initialised lazily on first use; do it here so encode is timed alone.
+    let mut weights = WeightBytes::default();
+    model.visit(&mut weights);
     sync(&device)?;
-    let mut row = BenchRow::new(format!("build model ({weights_source})"), 0);
+    let mut row = BenchRow::new(
+        format!(
+            "build model ({} params, {:.2} GB)",
+            weights.params,
+            weights.bytes as f64 / 1e9
+        ),
+        0,
+    );
     let ms = start.elapsed().as_secs_f64() * 1e3;
     row.runs = 1;
     (row.median_ms, row.min_ms, row.max_ms) = (Some(ms), Some(ms), Some(ms));
@@ -317,6 +331,8 @@ pub fn run_bench(
         weights: weights_source,
         image_size: size,
         warmup: options.warmup,
+        weight_params: weights.params,
+        weight_bytes: weights.bytes,
         rss_peak_per_stage,
         memory_limit_bytes,
         rows,
@@ -377,6 +393,22 @@ fn checkpoint_file(path: &Path) -> Result<PathBuf, BenchError> {
         // bare `Sam3Model` names (no `detector_model.` prefix) may still load
         Ok(_) | Err(EngineError::NotSam3 { .. }) => Ok(file),
         Err(err) => Err(err.into()),
+    }
+}
+
+/// Counts (and thereby materialises) every float parameter.
+#[derive(Debug, Default)]
+struct WeightBytes {
+    params: u64,
+    bytes: u64,
+}
+
+impl ModuleVisitor for WeightBytes {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let value = param.val();
+        let n = value.shape().num_elements() as u64;
+        self.params += n;
+        self.bytes += n * value.dtype().size() as u64;
     }
 }
 
