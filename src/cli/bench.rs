@@ -55,6 +55,10 @@ pub struct BenchArgs {
     /// Steps of the whole-search row.
     #[arg(long, default_value_t = 60)]
     pub search_steps: u32,
+    /// Derive the whole-search row from the cached step instead of running it (marked as an
+    /// estimate; a full-size search takes hours on a few CPU cores).
+    #[arg(long)]
+    pub estimate_search: bool,
     /// Memory the process may reach, in GB; search steps extrapolated past it are reported as
     /// not fitting instead of run. Default: 80 % of the memory available at the start.
     #[arg(long, value_name = "GB")]
@@ -78,6 +82,7 @@ pub fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<i32> {
         reencode_max_k: args.reencode_max_k,
         search_k: (args.search_k > 0).then_some(args.search_k),
         search_steps: args.search_steps,
+        estimate_search: args.estimate_search,
         memory_limit_bytes: args
             .memory_limit_gb
             .filter(|gb| gb.is_finite() && *gb > 0.0)
