@@ -545,8 +545,7 @@ impl Bench {
         // Ordinary word pieces: small ids, below the special ones of both presets.
         let pieces = i64::try_from(text.vocab_size)
             .unwrap_or(i64::MAX)
-            .min(500)
-            .max(1);
+            .clamp(1, 500);
         for (i, id) in ids.iter_mut().enumerate().skip(1).take(words) {
             *id = (i as i64 * 37) % pieces;
         }
