@@ -291,6 +291,8 @@ pub fn run_bench(
     // Search steps, cached and re-encoding.
     let mut cached_peaks: Vec<(usize, u64)> = Vec::new();
     let mut cached_ms: Vec<(usize, f64)> = Vec::new();
+    // A step that needs more memory than the cached one cannot run where that one did not fit.
+    let mut cached_misfits: Vec<(usize, RowStatus)> = Vec::new();
     for &k in &options.ks {
         let stage = format!("search step, K={k}, cached features");
         let row = match bench.fits(k, &cached_peaks, memory_limit_bytes) {
@@ -303,13 +305,22 @@ pub fn run_bench(
         if let (RowStatus::Measured, Some(ms)) = (&row.status, row.median_ms) {
             cached_ms.push((k, ms));
         }
+        if matches!(
+            row.status,
+            RowStatus::DoesNotFit { .. } | RowStatus::OutOfMemory { .. }
+        ) {
+            cached_misfits.push((k, row.status.clone()));
+        }
         emit(row, &mut rows);
     }
     let mut reencode_peaks: Vec<(usize, u64)> = Vec::new();
     for &k in &options.ks {
         let stage = format!("search step, K={k}, re-encoding");
         let derive = options.reencode_max_k.is_some_and(|max| k > max);
-        let row = if derive {
+        let misfit = cached_misfits.iter().find(|(m, _)| *m == k);
+        let row = if let Some((_, status)) = misfit {
+            BenchRow::new(stage, k).with_status(status.clone())
+        } else if derive {
             estimated_reencode_row(stage, k, encode_ms, &cached_ms)
         } else {
             match bench.fits(k, &reencode_peaks, memory_limit_bytes) {
@@ -327,7 +338,10 @@ pub fn run_bench(
     if let Some(k) = options.search_k {
         let steps = options.search_steps;
         let stage = format!("search {steps} steps, K={k}, cached features");
-        let row = if options.estimate_search {
+        let misfit = cached_misfits.iter().find(|(m, _)| *m == k);
+        let row = if let Some((_, status)) = misfit {
+            BenchRow::new(stage, k).with_status(status.clone())
+        } else if options.estimate_search {
             estimated_search_row(stage, k, steps, &cached_ms)
         } else {
             match bench.fits(k, &cached_peaks, memory_limit_bytes) {
