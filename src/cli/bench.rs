@@ -59,6 +59,10 @@ pub struct BenchArgs {
     /// estimate; a full-size search takes hours on a few CPU cores).
     #[arg(long)]
     pub estimate_search: bool,
+    /// Skip encode_image and feed the decode and search rows random features of the
+    /// encoder's output shapes (their cost does not depend on the values).
+    #[arg(long)]
+    pub synthetic_features: bool,
     /// Memory the process may reach, in GB; search steps extrapolated past it are reported as
     /// not fitting instead of run. Default: 80 % of the memory available at the start.
     #[arg(long, value_name = "GB")]
@@ -83,6 +87,7 @@ pub fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<i32> {
         search_k: (args.search_k > 0).then_some(args.search_k),
         search_steps: args.search_steps,
         estimate_search: args.estimate_search,
+        synthetic_features: args.synthetic_features,
         memory_limit_bytes: args
             .memory_limit_gb
             .filter(|gb| gb.is_finite() && *gb > 0.0)
@@ -134,6 +139,7 @@ fn format_row(row: &BenchRow) -> String {
     let status = match &row.status {
         RowStatus::Measured => "ok".to_owned(),
         RowStatus::Estimated { basis } => format!("estimated: {basis}"),
+        RowStatus::Skipped { reason } => format!("skipped: {reason}"),
         RowStatus::OutOfMemory { message } => format!("out of memory: {}", first(message)),
         RowStatus::DoesNotFit {
             need_bytes,

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::{Module as _, ModuleVisitor, Param};
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Distribution, Int, Tensor, TensorData};
 use serde::Serialize;
 
 use super::device::{DeviceError, DevicePlan, open};
@@ -40,6 +40,7 @@ use crate::concept::{
     BasePrompt, BinaryMask, ConceptError, ImageTargets, SearchControl, SearchProblem, search,
 };
 use crate::model::config::TextConfig;
+use crate::model::neck::sine_position_encoding;
 use crate::model::{ImageFeatures, ModelError, Prompt, Sam3, Sam3Config, WeightPrecision};
 
 /// Errors that stop a benchmark before it measures anything.
@@ -90,6 +91,9 @@ pub struct BenchOptions {
     pub search_k: Option<usize>,
     /// Steps of the whole-search row.
     pub search_steps: u32,
+    /// Skip `encode_image` and give the decode and search rows random features of the
+    /// encoder's output shapes (their cost does not depend on the values).
+    pub synthetic_features: bool,
     /// Derive the whole-search row as steps × the cached step of that K instead of running it
     /// (a full-size search on a few CPU cores takes hours).
     pub estimate_search: bool,
@@ -111,6 +115,7 @@ impl Default for BenchOptions {
             search_k: Some(1),
             search_steps: SearchSettings::default().steps,
             estimate_search: false,
+            synthetic_features: false,
             memory_limit_bytes: None,
         }
     }
@@ -126,6 +131,8 @@ pub enum RowStatus {
     Estimated { basis: String },
     /// The stage ran out of memory (caught).
     OutOfMemory { message: String },
+    /// Not run on request.
+    Skipped { reason: String },
     /// Not run: the extrapolated need exceeds the limit.
     DoesNotFit { need_bytes: u64, limit_bytes: u64 },
     /// The stage failed for another reason.
@@ -270,14 +277,21 @@ pub fn run_bench(
     // The last run's features serve every cached-feature row: the cost of decoding does not
     // depend on the values, and encoding K images at full size would take K ViT passes.
     let mut last = None;
-    let encode = bench.stage("encode_image, 1 image".to_owned(), 1, |b| {
-        last = Some(b.encode(1)?);
-        Ok(())
-    });
+    let encode = if options.synthetic_features {
+        BenchRow::new("encode_image, 1 image".to_owned(), 1).with_status(RowStatus::Skipped {
+            reason: "synthetic features of the encoder's shapes (--synthetic-features)".to_owned(),
+        })
+    } else {
+        bench.stage("encode_image, 1 image".to_owned(), 1, |b| {
+            last = Some(b.encode(1)?);
+            Ok(())
+        })
+    };
     let encode_ms = encode.median_ms;
     let cached = match (last, &encode.status) {
         (Some(features), RowStatus::Measured) => Ok(features),
         (_, RowStatus::Measured) => prepare(|| bench.encode(1)),
+        (_, RowStatus::Skipped { .. }) => prepare(|| Ok(bench.synthetic_features(&config))),
         (_, status) => Err(status.clone()),
     };
     emit(encode, &mut rows);
@@ -526,6 +540,21 @@ impl Bench {
             fpn: [level(0), level(1), level(2)],
             pos,
         })
+    }
+
+    /// Random features with the shapes `encode_image` gives for one image.
+    fn synthetic_features(&self, config: &Sam3Config) -> ImageFeatures {
+        let d = config.vision_config.fpn_hidden_size;
+        let sizes = &config.vision_config.backbone_feature_sizes;
+        let level = |i: usize| {
+            let [h, w] = sizes.get(i).copied().unwrap_or([1, 1]);
+            Tensor::<4>::random([1, d, h, w], Distribution::Normal(0.0, 1.0), &self.device)
+        };
+        let [gh, gw] = sizes.get(2).copied().unwrap_or([1, 1]);
+        ImageFeatures {
+            fpn: [level(0), level(1), level(2)],
+            pos: sine_position_encoding(d, gh, gw, &self.device),
+        }
     }
 
     /// A deterministic smooth test image [1, 3, S, S] in [−1, 1], different for each `index`.
