@@ -128,13 +128,24 @@ fn format_row(row: &BenchRow) -> String {
         v.map_or_else(|| "n/a".to_owned(), |b| format!("{:.2} GB", b as f64 / 1e9))
     };
     // The table keeps the first line of a message; the JSON has all of it.
+    // The table keeps the end of the root cause (the last line that is not one of cubecl's
+    // backtrace notes); the JSON has the whole message.
     let first = |m: &str| {
-        m.lines()
-            .next()
+        let noise = |l: &str| {
+            let l = l.trim();
+            l.is_empty() || l.starts_with("No backtrace") || l.starts_with("Asked at")
+        };
+        let last = m
+            .lines()
+            .rev()
+            .find(|l| !noise(l))
             .unwrap_or_default()
-            .chars()
-            .take(160)
-            .collect::<String>()
+            .trim();
+        let chars: Vec<char> = last.chars().collect();
+        match chars.len().checked_sub(160) {
+            Some(skip) if skip > 0 => format!("…{}", chars[skip..].iter().collect::<String>()),
+            _ => last.to_owned(),
+        }
     };
     let status = match &row.status {
         RowStatus::Measured => "ok".to_owned(),

@@ -891,6 +891,7 @@ fn classify(message: String) -> RowStatus {
         "outofmemory",
         "memory allocation",
         "allocation failed",
+        "can't allocate",
     ]
     .iter()
     .any(|needle| lower.contains(needle));
@@ -981,6 +982,10 @@ mod tests {
         assert_eq!(kib_field(text, "VmSwap:"), None);
         assert!(matches!(
             classify("Buffer allocation: Out of memory".to_owned()),
+            RowStatus::OutOfMemory { .. }
+        ));
+        assert!(matches!(
+            classify("An IO error happened\ncan't allocate buffer of size: 859963392".to_owned()),
             RowStatus::OutOfMemory { .. }
         ));
         assert!(matches!(
