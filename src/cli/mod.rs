@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout)]
 
 mod annotate;
+mod bench;
 mod doctor;
 mod eval;
 mod loop_cmd;
@@ -67,6 +68,9 @@ pub enum Command {
     /// Simulate the annotation loop on a labelled set, the ground truth standing in for the
     /// human's corrections: one line per round (labelled, mean Dice/IoU, auto-accepted).
     Loop(loop_cmd::LoopArgs),
+    /// Time SAM3 and concept search on the chosen device (random weights by default): median
+    /// ms and peak memory per stage.
+    Bench(bench::BenchArgs),
 }
 
 fn parse_device(value: &str) -> Result<DevicePreference, String> {
@@ -85,6 +89,7 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
         Command::Search(args) => search::run(cli, args),
         Command::Annotate(args) => annotate::run(cli, args),
         Command::Loop(args) => loop_cmd::run(cli, args),
+        Command::Bench(args) => bench::run(cli, args),
     }
 }
 

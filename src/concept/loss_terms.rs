@@ -2,20 +2,42 @@
 //! with logits, sigmoid focal loss, dice, diagonal GIoU and the bilinear upsampling of mask
 //! logits to the target size.
 
-use burn::tensor::Tensor;
 use burn::tensor::activation::{relu, sigmoid};
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
-/// Bilinear (align_corners = false) resize of [n, c, h, w] to [n, c, size, size].
+/// Bilinear (align_corners = false) resize of [n, c, h, w] to [n, c, size, size], as PyTorch's
+/// `F.interpolate(mode="bilinear")`: one linear pass per axis, each a gather of the two source
+/// rows (columns) and a blend. Written with `select` rather than burn's `interpolate`, whose
+/// backward pass the GPU (cubecl) backends do not implement for bilinear mode.
 pub(crate) fn upsample(x: Tensor<4>, size: usize) -> Tensor<4> {
-    let options = InterpolateOptions {
-        mode: InterpolateMode::Bilinear,
-        align_corners: false,
-        output_size: Some([size, size]),
-        ..InterpolateOptions::new(InterpolateMode::Bilinear)
-    };
-    interpolate(x, options)
+    let [_, _, h, w] = x.dims();
+    let device = x.device();
+    let rows = lerp_axis(x, 2, h, size, &device);
+    lerp_axis(rows, 3, w, size, &device)
+}
+
+/// Resamples axis `dim` (of length `n`) to `size` with torch's half-pixel linear taps.
+fn lerp_axis(x: Tensor<4>, dim: usize, n: usize, size: usize, device: &Device) -> Tensor<4> {
+    let scale = n as f64 / size as f64;
+    let last = n.saturating_sub(1);
+    let mut lo = Vec::with_capacity(size);
+    let mut hi = Vec::with_capacity(size);
+    let mut frac = Vec::with_capacity(size);
+    for d in 0..size {
+        // torch `area_pixel_compute_source_index`, clamped at 0 for linear modes
+        let src = ((d as f64 + 0.5) * scale - 0.5).max(0.0);
+        let i0 = (src.floor() as usize).min(last);
+        lo.push(i0 as i64);
+        hi.push((i0 + 1).min(last) as i64);
+        frac.push((src - i0 as f64) as f32);
+    }
+    let index = |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v, [size]), device);
+    let mut shape = [1; 4];
+    shape[dim] = size;
+    let t = Tensor::<1>::from_data(TensorData::new(frac, [size]), device).reshape(shape);
+    let a = x.clone().select(dim, index(lo));
+    let b = x.select(dim, index(hi));
+    a.clone() + (b - a) * t
 }
 
 /// Element-wise `BCE(sigmoid(x), y)`, stable: `max(x, 0) − x·y + ln(1 + e^{−|x|})`.
@@ -69,8 +91,6 @@ pub(crate) fn giou_diag(a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {
 
 #[cfg(test)]
 mod tests {
-    use burn::tensor::Device;
-
     use super::*;
     use crate::concept::embedding::host_values;
 
@@ -80,6 +100,35 @@ mod tests {
 
     fn device() -> Device {
         Device::default()
+    }
+
+    #[test]
+    fn upsample_matches_burns_bilinear_interpolate() {
+        use burn::tensor::module::interpolate;
+        use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+        let d = device();
+        let values: Vec<f32> = (0..2 * 5 * 7)
+            .map(|i| ((i * 37) % 11) as f32 - 5.0)
+            .collect();
+        let x = Tensor::<4>::from_data(TensorData::new(values, [2, 1, 5, 7]), &d);
+        for size in [5, 12, 21] {
+            let options = InterpolateOptions {
+                mode: InterpolateMode::Bilinear,
+                align_corners: false,
+                output_size: Some([size, size]),
+                ..InterpolateOptions::new(InterpolateMode::Bilinear)
+            };
+            let want = host_values(interpolate(x.clone(), options), "t").unwrap();
+            let got = host_values(upsample(x.clone(), size), "t").unwrap();
+            assert_eq!(got.len(), want.len());
+            let err = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            // values are O(5); both are f32 blends of the same two taps
+            assert!(err < 1e-5, "size {size}: max abs err {err}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! Only [`device`] names a concrete burn backend.
 
 pub mod active;
+pub mod bench;
 pub mod concept;
 pub mod dataset;
 pub mod device;

@@ -59,7 +59,8 @@ impl DecoderLayer {
         let [b, _, d] = t.dims();
         let device = t.device();
         // presence token has no positional term: [b, 1+Q, D]
-        let qp = Tensor::cat(vec![Tensor::zeros([b, 1, d], &device), inputs.query_pos], 1);
+        let presence_pos = Tensor::zeros([b, 1, d], (&device, t.dtype()));
+        let qp = Tensor::cat(vec![presence_pos, inputs.query_pos], 1);
         let q = t.clone() + qp.clone();
         let attn = self.self_attn.forward(q.clone(), q, t.clone(), None, None);
         let t = self.self_attn_layer_norm.forward(t + attn);
@@ -210,12 +211,18 @@ impl DetrDecoder {
         let [h, w] = grid;
         let [b, q, _] = reference.dims();
         let device = reference.device();
+        let dtype = reference.dtype();
         let xyxy = box_cxcywh_to_xyxy(reference);
         let xs = xyxy
             .clone()
             .select(2, Tensor::<1, Int>::from_ints([0, 2], &device));
         let ys = xyxy.select(2, Tensor::<1, Int>::from_ints([1, 3], &device));
-        let coords = |n: usize| Tensor::<1, Int>::arange(0..n as i64, &device).float() / n as f32;
+        let coords = |n: usize| {
+            Tensor::<1, Int>::arange(0..n as i64, &device)
+                .float()
+                .cast(dtype)
+                / n as f32
+        };
         // [1, 1, n, 1] − [b, Q, 1, 2] → [b, Q, n, 2]
         let dx = coords(w).reshape([1, 1, w, 1]) - xs.reshape([b, q, 1, 2]);
         let dy = coords(h).reshape([1, 1, h, 1]) - ys.reshape([b, q, 1, 2]);
@@ -225,7 +232,7 @@ impl DetrDecoder {
         // [b, Q, h, 1, heads] + [b, Q, 1, w, heads] → [b, Q, h·w, heads] → [b, heads, Q, h·w]
         let rpb = bias_y.reshape([b, q, h, 1, heads]) + bias_x.reshape([b, q, 1, w, heads]);
         let rpb = rpb.reshape([b, q, h * w, heads]).permute([0, 3, 1, 2]);
-        let zeros = Tensor::zeros([b, heads, 1, h * w], &device);
+        let zeros = Tensor::zeros([b, heads, 1, h * w], (&device, rpb.dtype()));
         Tensor::cat(vec![zeros, rpb], 2)
     }
 }

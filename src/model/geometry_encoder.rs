@@ -197,12 +197,15 @@ impl GeometryEncoder {
         let nb = boxes.num_boxes;
         let r = self.roi_size;
         let device = image.device();
-        let coords =
-            Tensor::<3>::from_data(TensorData::new(boxes.boxes.clone(), [b, nb, 4]), &device);
+        let dtype = image.dtype();
+        let coords = Tensor::<3>::from_data(
+            TensorData::new(boxes.boxes.clone(), [b, nb, 4]),
+            (&device, dtype),
+        );
         let direct = self.boxes_direct_project.forward(coords.clone());
         // ROI align on the LayerNorm-ed image: [b, nb·r·r, h·w] @ [b, h·w, D]
         let normed = self.vision_layer_norm.forward(image);
-        let sampling = Tensor::<3>::from_data(roi_align_matrix(boxes, h, w, r), &device);
+        let sampling = Tensor::<3>::from_data(roi_align_matrix(boxes, h, w, r), (&device, dtype));
         let sampled = sampling.matmul(normed);
         // [b, nb·r·r, D] → [b·nb, r, r, D] → [b·nb, D, r, r]
         let rois = sampled.reshape([b * nb, r, r, d]).permute([0, 3, 1, 2]);
@@ -244,7 +247,7 @@ impl GeometryEncoder {
                 parts.push(row.slice([0..1, n + 1..nb, 0..d]));
             }
             if n < nb {
-                parts.push(Tensor::zeros([1, 1, d], device));
+                parts.push(Tensor::zeros([1, 1, d], (device, embeds.dtype())));
             }
             rows.push(Tensor::cat(parts, 1));
             valid.extend((0..=nb).map(|j| j <= n));

@@ -210,12 +210,13 @@ pub fn sine_divisors(num_feats: usize) -> Vec<f32> {
 pub fn sine_encode(coords: Tensor<2>, num_feats: usize) -> Tensor<3> {
     let device = coords.device();
     let [b, n] = coords.dims();
+    let dtype = coords.dtype();
     let divisors = Tensor::<1>::from_data(
         TensorData::new(sine_divisors(num_feats), [num_feats]),
-        &device,
+        (&device, dtype),
     );
     let parity: Vec<f32> = (0..num_feats).map(|k| (k % 2) as f32).collect();
-    let odd = Tensor::<1>::from_data(TensorData::new(parity, [num_feats]), &device)
+    let odd = Tensor::<1>::from_data(TensorData::new(parity, [num_feats]), (&device, dtype))
         .reshape([1, 1, num_feats]);
     let scaled = coords * (2.0 * std::f32::consts::PI);
     // [b, n] → [b, n, 1] / [1, 1, k]

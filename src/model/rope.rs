@@ -70,8 +70,10 @@ fn rotate_pairwise(x: Tensor<4>) -> Tensor<4> {
 pub fn apply(x: Tensor<4>, tables: &RopeTables) -> Tensor<4> {
     let [n, d] = tables.cos.dims();
     // [n, d] → [1, 1, n, d]
-    let cos = tables.cos.clone().reshape([1, 1, n, d]);
-    let sin = tables.sin.clone().reshape([1, 1, n, d]);
+    // The tables are built in f32; follow the activations' dtype (f16 weights).
+    let dtype = x.dtype();
+    let cos = tables.cos.clone().cast(dtype).reshape([1, 1, n, d]);
+    let sin = tables.sin.clone().cast(dtype).reshape([1, 1, n, d]);
     x.clone() * cos + rotate_pairwise(x) * sin
 }
 

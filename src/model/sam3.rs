@@ -12,7 +12,7 @@
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::activation::sigmoid;
-use burn::tensor::{Bool, Device, Int, Tensor};
+use burn::tensor::{Bool, DType, Device, Int, Tensor};
 
 use super::config::Sam3Config;
 use super::decoder::{DecoderOutput, DetrDecoder};
@@ -170,7 +170,11 @@ impl Sam3 {
                 ),
             });
         }
-        let tokens = self.vision_encoder.backbone.forward(pixels);
+        // Inputs follow the weights' dtype (f32, or f16 when loaded so).
+        let tokens = self
+            .vision_encoder
+            .backbone
+            .forward(pixels.cast(self.float_dtype()));
         // [b, g, g, C] → [b, C, g, g]
         Ok(tokens.permute([0, 3, 1, 2]).detach())
     }
@@ -185,11 +189,16 @@ impl Sam3 {
             });
         };
         let [_, d, gh, gw] = f2.dims();
-        let pos = sine_position_encoding(d, gh, gw, &f2.device());
+        let pos = sine_position_encoding(d, gh, gw, &f2.device()).cast(f2.dtype());
         Ok(ImageFeatures {
             fpn: [f0, f1, f2],
             pos,
         })
+    }
+
+    /// Float type of the weights (see `WeightPrecision`); activations follow it.
+    pub fn float_dtype(&self) -> DType {
+        self.text_projection.weight.val().dtype()
     }
 
     /// Token embeddings [b, T, Ct] of `ids` (before positions): the input of

@@ -45,11 +45,12 @@ impl DotProductScoring {
         const CLAMP: f32 = 12.0;
         let [l, b, q, d] = hidden.dims();
         let [_, p, _] = prompt.dims();
+        let dtype = prompt.dtype();
         let u = self
             .text_mlp_out_norm
             .forward(self.text_mlp.forward(prompt.clone()) + prompt);
         // [b, P] → [b, P, 1]
-        let weights = prompt_valid.float().reshape([b, p, 1]);
+        let weights = prompt_valid.float().cast(dtype).reshape([b, p, 1]);
         let count = weights.clone().sum_dim(1).clamp_min(1.0);
         // [b, 1, D] → [b, D]
         let pooled = ((u * weights).sum_dim(1) / count).reshape([b, d]);

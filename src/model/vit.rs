@@ -119,10 +119,12 @@ fn window_partition(x: Tensor<4>, ws: usize) -> Tensor<4> {
     let device = x.device();
     let mut x = x;
     if pw > w {
-        x = Tensor::cat(vec![x, Tensor::zeros([b, h, pw - w, c], &device)], 2);
+        let pad = Tensor::zeros([b, h, pw - w, c], (&device, x.dtype()));
+        x = Tensor::cat(vec![x, pad], 2);
     }
     if ph > h {
-        x = Tensor::cat(vec![x, Tensor::zeros([b, ph - h, pw, c], &device)], 1);
+        let pad = Tensor::zeros([b, ph - h, pw, c], (&device, x.dtype()));
+        x = Tensor::cat(vec![x, pad], 1);
     }
     // [b, nh, ws, nw, ws, C] → [b, nh, nw, ws, ws, C] → [b·nh·nw, ws, ws, C]
     x.reshape([b, ph / ws, ws, pw / ws, ws, c])
