@@ -1,5 +1,5 @@
 //! SAM3 with f16 weights (`WeightPrecision::F16`) against the same checkpoint in f32, on the
-//! tiny fixture (`shared/fixtures/sam3-tiny`, random weights): the parameters take half the
+//! tiny fixture (committed `tests/fixtures/sam3-tiny`, random weights): the parameters take half the
 //! bytes, and the final outputs (classification logits, boxes, mask logits) stay within a
 //! measured tolerance of the f32 run. On burn's CPU backend (flex) and, when a wgpu adapter
 //! exists, on wgpu (lavapipe in CI; required when `M2C_REQUIRE_GPU_ADAPTER=1`).
@@ -36,7 +36,7 @@ const ATOL_HEAD: f32 = 1e-2;
 const RTOL_MASKS: f32 = 3e-2;
 
 fn fixture_dir() -> Option<PathBuf> {
-    common::shared_path("fixtures/sam3-tiny")
+    common::tiny_fixtures()
 }
 
 fn read(dir: &Path, name: &str) -> TensorData {
