@@ -286,7 +286,7 @@ fn the_loop_prints_one_line_per_round_and_labels_the_flagged_images() {
     };
     let manifest = dataset(&tmp.path().join("data"), 7);
     // nothing is easy at these thresholds: 2 labelled, then 2 more flagged and labelled
-    let rounds = run_loop(&weights, &manifest, "2", &["--easy-score=-1"]);
+    let rounds = run_loop(&weights, &manifest, "2", &["--easy-score=-1", "--augment"]);
     assert_eq!(rounds.len(), 2, "{rounds:?}");
     assert!(
         rounds[0][0].starts_with("round 1: labelled 2"),

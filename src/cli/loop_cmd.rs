@@ -88,7 +88,11 @@ pub fn run(cli: &Cli, args: &LoopArgs) -> anyhow::Result<i32> {
     let start = Instant::now();
     let images: Vec<LoopImage> = encode_labelled(&segmenter, &items)?
         .into_iter()
-        .map(|(image, truth, _)| LoopImage { image, truth })
+        .map(|(image, truth, pixels)| LoopImage {
+            image,
+            truth,
+            pixels: args.options.augment.then_some(pixels),
+        })
         .collect();
     println!(
         "encoded {} image(s) in {:.2} s (features cached for every round)",

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::concept::{CachedImage, ConceptSpec, PredictOptions, TrainingImage};
+use super::concept::{CachedImage, ConceptSpec, OwnedRgb, PredictOptions, TrainingImage};
 use super::inference::{InferenceError, Segmenter};
 use crate::concept::SearchControl;
 use crate::concept::metrics::{mean_std, overlap};
@@ -56,6 +56,8 @@ pub struct LoopImage {
     pub image: CachedImage,
     /// Ground truth at the image's size, row-major.
     pub truth: Vec<bool>,
+    /// The pixels, kept only when the search uses the resize augmentation.
+    pub pixels: Option<OwnedRgb>,
 }
 
 /// What one round did.
@@ -129,7 +131,7 @@ pub fn run_loop(
             .map(|&i| TrainingImage {
                 image: &images[i].image,
                 mask: &images[i].truth,
-                pixels: None,
+                pixels: images[i].pixels.as_ref(),
             })
             .collect();
         let warm = match config.strategy {
