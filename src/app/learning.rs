@@ -236,7 +236,8 @@ impl Learning {
         self.research_at = None;
     }
 
-    fn keep_probability(&mut self, item: ItemId, p: &Prediction) {
+    /// Keeps the prediction's probability map (moved, not copied: this runs on the UI thread).
+    fn keep_probability(&mut self, item: ItemId, p: Prediction) {
         let (Ok(width), Ok(height)) = (u32::try_from(p.width), u32::try_from(p.height)) else {
             return;
         };
@@ -246,7 +247,7 @@ impl Learning {
             ProbabilityMap {
                 width,
                 height,
-                values: Arc::new(p.probability.clone()),
+                values: Arc::new(p.probability),
                 generation: self.next_generation,
             },
         );
@@ -354,7 +355,7 @@ impl M2cApp {
                 let Some(p) = self.learning.predict.clone().filter(|p| p.id == job) else {
                     return;
                 };
-                self.apply_prediction(&p, &key, &prediction);
+                self.apply_prediction(&p, &key, *prediction);
             }
             Event::Finished { cancelled, .. } => {
                 if self.learning.learn.is_some_and(|j| j.id == job) {
@@ -694,7 +695,7 @@ impl M2cApp {
         });
     }
 
-    fn apply_prediction(&mut self, job: &PredictJob, key: &str, p: &Prediction) {
+    fn apply_prediction(&mut self, job: &PredictJob, key: &str, p: Prediction) {
         let Some(session) = self.session.as_mut() else {
             return;
         };

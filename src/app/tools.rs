@@ -134,10 +134,7 @@ impl ToolState {
         let Some(response) = &hit.response else {
             return;
         };
-        let to_image = |p: Pos2| {
-            let q = hit.transform.image_from_ui(hit.canvas, p);
-            [q.x, q.y]
-        };
+        let to_image = |p: Pos2| image_point(hit, p);
         let (space, primary_down, latest) = ui.input(|i| {
             (
                 i.key_down(egui::Key::Space),
@@ -178,10 +175,7 @@ impl ToolState {
         let Some(response) = &hit.response else {
             return;
         };
-        let to_image = |p: Pos2| {
-            let q = hit.transform.image_from_ui(hit.canvas, p);
-            [q.x, q.y]
-        };
+        let to_image = |p: Pos2| image_point(hit, p);
         let (space, primary_down, events) = ui.input(|i| {
             (
                 i.key_down(egui::Key::Space),
@@ -278,6 +272,12 @@ impl ToolState {
         painter.circle_stroke(centre_ui, radius_ui + 1.0, Stroke::new(1.0, Color32::BLACK));
         painter.circle_stroke(centre_ui, radius_ui, Stroke::new(1.5, colour));
     }
+}
+
+/// The continuous image coordinates under the `ui` point `p`.
+fn image_point(hit: &ViewerResponse, p: Pos2) -> [f32; 2] {
+    let q = hit.transform.image_from_ui(hit.canvas, p);
+    [q.x, q.y]
 }
 
 #[cfg(test)]
