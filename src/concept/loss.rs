@@ -25,7 +25,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use super::boxes::{CxCyWh, Xyxy};
 use super::embedding::host_values;
 use super::error::ConceptError;
-use super::loss_terms::{bce_with_logits, dice, focal, giou_diag, upsample};
+use super::loss_terms::{bce_with_logits, dice, focal, giou_diag, row_sums, upsample};
 use super::matching::{MatchCostWeights, hungarian_match};
 use super::targets::TargetBatch;
 use crate::model::Detections;
@@ -196,12 +196,47 @@ pub fn match_plan(
     )
 }
 
+/// The batch-wide normalisers of the loss: the image count B (class and presence means, the
+/// √B factor), the instance count N and the number of images with foreground (semantic
+/// means). Every term is a sum over images divided by these, so the loss of a batch is the sum
+/// of its images' losses taken with the batch's scale: what lets a search differentiate one
+/// image at a time and add the gradients (see `search.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LossScale {
+    pub images: usize,
+    pub instances: usize,
+    pub foreground_images: usize,
+}
+
+impl LossScale {
+    /// The scale of `targets` taken as one batch.
+    pub fn of(targets: &TargetBatch) -> Self {
+        Self {
+            images: targets.batch(),
+            instances: targets.instances(),
+            foreground_images: targets.boxes.iter().filter(|b| !b.is_empty()).count(),
+        }
+    }
+}
+
 /// The loss with a given plan (from [`match_plan`] on the same shapes).
 pub fn planned_loss(
     det: &Detections,
     targets: &TargetBatch,
     p: MatchPlan,
     w: &LossWeights,
+) -> Result<ConceptLoss, ConceptError> {
+    planned_loss_scaled(det, targets, p, w, LossScale::of(targets))
+}
+
+/// [`planned_loss`] of a part of a batch (e.g. one image) normalised by the whole batch's
+/// `scale`.
+pub fn planned_loss_scaled(
+    det: &Detections,
+    targets: &TargetBatch,
+    p: MatchPlan,
+    w: &LossWeights,
+    scale: LossScale,
 ) -> Result<ConceptLoss, ConceptError> {
     let [layers, batch, queries] = det.all_pred_logits.dims();
     let n = layers * batch * queries;
@@ -211,7 +246,8 @@ pub fn planned_loss(
         });
     }
     let device = det.pred_logits.device();
-    let num_boxes = targets.instances().max(1) as f32;
+    let num_boxes = scale.instances.max(1) as f32;
+    let images = scale.images.max(1);
     let zero = || Tensor::<1>::zeros([1], &device);
 
     // Boxes, all layers: [L·B·Q, 4] → matched [M, 4] (x0, y0, x1, y1).
@@ -255,7 +291,7 @@ pub fn planned_loss(
         * sigmoid(x).powf_scalar(w.class_neg_gamma);
     let class = ((pos_term + neg_term) * float1(p.class_keep, &device))
         .sum()
-        .div_scalar((batch * queries) as f32);
+        .div_scalar((images * queries) as f32);
 
     // Presence, all layers: [L·B].
     let presence = bce_with_logits(
@@ -263,7 +299,7 @@ pub fn planned_loss(
         float1(p.presence, &device),
     )
     .sum()
-    .mul_scalar(0.5 / batch as f32);
+    .mul_scalar(0.5 / images as f32);
 
     // Instance masks, last layer: [B·Q, h, w] → matched [M', 1, h, w] → [M', S·S].
     let size = targets.size;
@@ -280,9 +316,14 @@ pub fn planned_loss(
             let pred = upsample(pred, size).reshape([k, size * size]);
             let target = all.clone().select(0, int1(p.mask_instance, &device));
             (
-                focal(pred.clone(), target.clone(), w.mask_alpha, w.mask_gamma)
-                    .mean_dim(1)
-                    .sum(),
+                row_sums(focal(
+                    pred.clone(),
+                    target.clone(),
+                    w.mask_alpha,
+                    w.mask_gamma,
+                ))
+                .div_scalar((size * size) as f32)
+                .sum(),
                 dice(pred, target).sum(),
             )
         }
@@ -296,16 +337,15 @@ pub fn planned_loss(
         .iter()
         .map(|b| if b.is_empty() { 0.0 } else { 1.0 })
         .collect();
-    let valid = fg.iter().sum::<f32>() + 1e-6;
+    let valid = scale.foreground_images as f32 + 1e-6;
     let fg = float1(fg, &device);
-    let sem_focal = (focal(
+    let sem_focal = (row_sums(focal(
         sem.clone(),
         targets.semantic.clone(),
         w.semantic_alpha,
         w.semantic_gamma,
-    )
-    .mean_dim(1)
-    .reshape([batch])
+    ))
+    .div_scalar((size * size) as f32)
         * fg.clone())
     .sum()
     .div_scalar(valid);
@@ -334,7 +374,7 @@ pub fn planned_loss(
         .map(|(_, t)| t.clone())
         .reduce(|a, b| a + b)
         .unwrap_or_else(zero)
-        .mul_scalar((batch as f32).sqrt());
+        .mul_scalar((images as f32).sqrt());
     Ok(ConceptLoss { total, terms })
 }
 

@@ -22,14 +22,16 @@ use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use burn::module::{Module, ModuleMapper, Param};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 
 use super::embedding::{BasePrompt, check_phi, host_values, phi_tensor};
 use super::error::ConceptError;
 use super::file::SearchSettings;
-use super::loss::{LossWeights, MatchPlan, concept_loss, match_plan, planned_loss};
+use super::loss::{
+    LossScale, LossWeights, MatchPlan, concept_loss, match_plan, planned_loss_scaled,
+};
 use super::targets::{ImageTargets, TargetBatch};
-use crate::model::{Detections, ImageFeatures, Prompt, Sam3};
+use crate::model::{Detections, ImageFeatures, Prompt, Sam3, TextPrompt};
 
 /// Lifts every float parameter onto the autodiff variant of its device, frozen.
 struct LiftFrozen;
@@ -42,15 +44,26 @@ impl ModuleMapper for LiftFrozen {
 
 /// Everything one search differentiates through, prepared once: the frozen model, the base
 /// prompt, the cached image features and the targets, all on the autodiff device.
+///
+/// The images are differentiated one at a time and their gradients added (the loss is a sum
+/// over images with batch-wide normalisers, [`LossScale`]), each with the fusion encoder
+/// checkpointed ([`Sam3::backward_checkpointed`]): memory stays that of one image's decode
+/// whatever K is, which is what lets a 1008² search fit on a workstation GPU. The text tower
+/// runs once per step for all images.
 #[derive(Debug, Clone)]
 pub struct SearchProblem {
     model: Sam3,
     base: BasePrompt,
-    features: ImageFeatures,
-    targets: TargetBatch,
+    /// One entry per image (batch 1 each): its features and targets.
+    images: Vec<(ImageFeatures, TargetBatch)>,
+    scale: LossScale,
     weights: LossWeights,
     device: Device,
 }
+
+/// The matching of every image (see [`MatchPlan`]), for holding it fixed.
+#[derive(Debug, Clone, Default)]
+pub struct SearchPlan(pub Vec<MatchPlan>);
 
 impl SearchProblem {
     /// `features` [B, …] come from `model.encode_image` on `device`; `targets` holds one entry
@@ -67,28 +80,37 @@ impl SearchProblem {
                 reason: format!("{} masks for {} images", targets.len(), features.batch()),
             });
         }
-        let keep: Vec<i64> = (0..targets.len() as i64)
-            .filter(|&i| !targets[i as usize].is_empty())
-            .collect();
-        if keep.is_empty() {
+        let ad = device.clone().autodiff();
+        let pos = features.pos.detach().autodiff();
+        let mut images = Vec::new();
+        for (i, target) in targets.iter().enumerate() {
+            if target.is_empty() {
+                continue;
+            }
+            let one = ImageFeatures {
+                fpn: features
+                    .fpn
+                    .clone()
+                    .map(|t| t.narrow(0, i, 1).detach().autodiff()),
+                pos: pos.clone(),
+            };
+            images.push((one, TargetBatch::new(std::slice::from_ref(target), &ad)?));
+        }
+        if images.is_empty() {
             return Err(ConceptError::InvalidTargets {
                 reason: "no mask has a component of at least 30 pixels".to_owned(),
             });
         }
-        let kept: Vec<ImageTargets> = keep.iter().map(|&i| targets[i as usize].clone()).collect();
-        let ad = device.clone().autodiff();
-        let index = Tensor::<1, Int>::from_data(TensorData::new(keep, [kept.len()]), device);
-        let features = ImageFeatures {
-            fpn: features
-                .fpn
-                .map(|t| t.select(0, index.clone()).detach().autodiff()),
-            pos: features.pos.detach().autodiff(),
+        let scale = LossScale {
+            images: images.len(),
+            instances: images.iter().map(|(_, t)| t.instances()).sum(),
+            foreground_images: images.len(),
         };
         Ok(Self {
             model: model.clone().map(&mut LiftFrozen),
             base: base.autodiff(),
-            features,
-            targets: TargetBatch::new(&kept, &ad)?,
+            images,
+            scale,
             weights: LossWeights::default(),
             device: ad,
         })
@@ -108,54 +130,139 @@ impl SearchProblem {
 
     /// Number of images that take part (those with at least one instance).
     pub fn images(&self) -> usize {
-        self.targets.batch()
+        self.images.len()
     }
 
-    fn detections(&self, phi: Tensor<2>) -> Result<Detections, ConceptError> {
-        let text = self.base.text_prompt(&self.model, phi, self.images())?;
-        let prompt = Prompt {
+    fn prompt(text: TextPrompt) -> Prompt {
+        Prompt {
             text,
             boxes: Vec::new(),
-        };
-        Ok(self.model.decode(&self.features, &prompt)?)
+        }
     }
 
-    fn loss_tensor(&self, phi: Tensor<2>) -> Result<Tensor<1>, ConceptError> {
-        let det = self.detections(phi)?;
-        Ok(concept_loss(&det, &self.targets, &self.weights)?.total)
+    /// The text prompt `base ⊕ φ` for one image.
+    fn text(&self, phi: Tensor<2>) -> Result<TextPrompt, ConceptError> {
+        self.base.text_prompt(&self.model, phi, 1)
+    }
+
+    /// Σ over images of `per_image(detections, targets)`, evaluated outside any graph.
+    fn sum_over_images(
+        &self,
+        phi: &[f32],
+        mut per_image: impl FnMut(usize, &Detections, &TargetBatch) -> Result<f32, ConceptError>,
+    ) -> Result<f32, ConceptError> {
+        let text = self.text(phi_tensor(phi, self.phi_shape(), &self.device)?)?;
+        let mut total = 0.0f32;
+        for (i, (features, targets)) in self.images.iter().enumerate() {
+            let det = self.model.decode(features, &Self::prompt(text.clone()))?;
+            total += per_image(i, &det, targets)?;
+        }
+        Ok(total)
     }
 
     /// The matching and soft targets at `phi` (see [`MatchPlan`]).
-    pub fn plan(&self, phi: &[f32]) -> Result<MatchPlan, ConceptError> {
-        let phi = phi_tensor(phi, self.phi_shape(), &self.device)?;
-        match_plan(&self.detections(phi)?, &self.targets, &self.weights)
+    pub fn plan(&self, phi: &[f32]) -> Result<SearchPlan, ConceptError> {
+        let mut plans = Vec::with_capacity(self.images());
+        self.sum_over_images(phi, |_, det, targets| {
+            plans.push(match_plan(det, targets, &self.weights)?);
+            Ok(0.0)
+        })?;
+        Ok(SearchPlan(plans))
     }
 
     /// The loss at `phi` with the detached quantities taken from `plan` instead of from the
     /// predictions at `phi`: the smooth surrogate whose gradient [`Self::loss_and_grad`] returns.
-    pub fn planned_loss(&self, phi: &[f32], plan: &MatchPlan) -> Result<f32, ConceptError> {
-        let phi = phi_tensor(phi, self.phi_shape(), &self.device)?;
-        let det = self.detections(phi)?;
-        scalar(planned_loss(&det, &self.targets, plan.clone(), &self.weights)?.total)
+    pub fn planned_loss(&self, phi: &[f32], plan: &SearchPlan) -> Result<f32, ConceptError> {
+        if plan.0.len() != self.images() {
+            return Err(ConceptError::InvalidTargets {
+                reason: format!("a plan of {} images for {}", plan.0.len(), self.images()),
+            });
+        }
+        self.sum_over_images(phi, |i, det, targets| {
+            let loss =
+                planned_loss_scaled(det, targets, plan.0[i].clone(), &self.weights, self.scale)?;
+            scalar(loss.total)
+        })
     }
 
     /// The loss at `phi` (row-major, [`SearchProblem::phi_shape`]).
     pub fn loss(&self, phi: &[f32]) -> Result<f32, ConceptError> {
-        let phi = phi_tensor(phi, self.phi_shape(), &self.device)?;
-        scalar(self.loss_tensor(phi)?)
+        self.sum_over_images(phi, |_, det, targets| {
+            self.image_loss(det, targets).and_then(scalar)
+        })
     }
 
-    /// The loss at `phi` and its gradient with respect to φ (row-major).
+    fn image_loss(
+        &self,
+        det: &Detections,
+        targets: &TargetBatch,
+    ) -> Result<Tensor<1>, ConceptError> {
+        let plan = match_plan(det, targets, &self.weights)?;
+        Ok(planned_loss_scaled(det, targets, plan, &self.weights, self.scale)?.total)
+    }
+
+    /// The loss at `phi` and its gradient with respect to φ (row-major): one image at a time,
+    /// the fusion encoder checkpointed (see the type's doc).
     pub fn loss_and_grad(&self, phi: &[f32]) -> Result<(f32, Vec<f32>), ConceptError> {
         let phi = phi_tensor(phi, self.phi_shape(), &self.device)?.require_grad();
-        let loss = self.loss_tensor(phi.clone())?;
-        let grads = loss.backward();
-        let grad = phi.grad(&grads).ok_or_else(|| ConceptError::ReadBack {
-            what: "gradient of φ",
-            reason: "φ is not part of the loss graph".to_owned(),
+        let text = self.text(phi.clone())?;
+        let detached = TextPrompt {
+            features: text.features.clone().detach(),
+            valid: text.valid.clone(),
+        };
+        let mut loss = 0.0f32;
+        let mut text_grad: Option<Tensor<3>> = None;
+        for (features, targets) in &self.images {
+            let (value, grad) = self.model.backward_checkpointed(
+                features,
+                &Self::prompt(detached.clone()),
+                |det| self.image_loss(det, targets),
+            )?;
+            loss += value;
+            text_grad = Some(match text_grad {
+                Some(sum) => sum + grad,
+                None => grad,
+            });
+        }
+        let text_grad = text_grad.ok_or_else(|| ConceptError::InvalidTargets {
+            reason: "no training images".to_owned(),
         })?;
-        Ok((scalar(loss)?, host_values(grad, "gradient of φ")?))
+        // Finish the chain through the text tower: ∂/∂φ of ⟨text(φ), Σ ∂loss/∂text⟩.
+        let grads = (text.features * text_grad.autodiff()).sum().backward();
+        Ok((loss, phi_grad(&phi, &grads)?))
     }
+
+    /// [`Self::loss_and_grad`] as one autodiff graph over the whole batch, nothing
+    /// checkpointed: the reference the memory-saving path is tested against. Its memory grows
+    /// with K and keeps every fusion-encoder layer's attention scores (≈15 GB for one 1008²
+    /// image), so use it only on small models.
+    pub fn loss_and_grad_whole_graph(&self, phi: &[f32]) -> Result<(f32, Vec<f32>), ConceptError> {
+        let phi = phi_tensor(phi, self.phi_shape(), &self.device)?.require_grad();
+        let b = self.images();
+        let text = self.base.text_prompt(&self.model, phi.clone(), b)?;
+        let features = ImageFeatures {
+            fpn: std::array::from_fn(|l| {
+                Tensor::cat(
+                    self.images.iter().map(|(f, _)| f.fpn[l].clone()).collect(),
+                    0,
+                )
+            }),
+            pos: self.images[0].0.pos.clone(),
+        };
+        let targets = TargetBatch::concat(self.images.iter().map(|(_, t)| t))?;
+        let det = self.model.decode(&features, &Self::prompt(text))?;
+        let loss = concept_loss(&det, &targets, &self.weights)?.total;
+        let grads = loss.backward();
+        Ok((scalar(loss)?, phi_grad(&phi, &grads)?))
+    }
+}
+
+fn phi_grad(phi: &Tensor<2>, grads: &burn::tensor::Gradients) -> Result<Vec<f32>, ConceptError> {
+    let grad = phi.grad(grads).ok_or_else(|| ConceptError::ReadBack {
+        what: "gradient of φ",
+        reason: "φ is not part of the loss graph".to_owned(),
+    })?;
+    host_values(grad, "gradient of φ")
 }
 
 fn scalar(t: Tensor<1>) -> Result<f32, ConceptError> {

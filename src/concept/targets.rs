@@ -174,6 +174,44 @@ impl TargetBatch {
         })
     }
 
+    /// The batches one after another, as one batch (on their device).
+    pub fn concat<'a>(
+        parts: impl IntoIterator<Item = &'a TargetBatch>,
+    ) -> Result<Self, ConceptError> {
+        let parts: Vec<&TargetBatch> = parts.into_iter().collect();
+        let Some(first) = parts.first() else {
+            return Err(ConceptError::InvalidTargets {
+                reason: "no training images".to_owned(),
+            });
+        };
+        if parts.iter().any(|p| p.size != first.size) {
+            return Err(ConceptError::InvalidTargets {
+                reason: "targets of different sizes in one batch".to_owned(),
+            });
+        }
+        let mut offsets = Vec::new();
+        let mut boxes = Vec::new();
+        let mut total = 0;
+        for part in &parts {
+            for (list, offset) in part.boxes.iter().zip(&part.offsets) {
+                offsets.push(total + offset);
+                boxes.push(list.clone());
+            }
+            total += part.instances();
+        }
+        let masks: Vec<Tensor<2>> = parts
+            .iter()
+            .filter_map(|p| p.instance_masks.clone())
+            .collect();
+        Ok(Self {
+            size: first.size,
+            boxes,
+            offsets,
+            instance_masks: (!masks.is_empty()).then(|| Tensor::cat(masks, 0)),
+            semantic: Tensor::cat(parts.iter().map(|p| p.semantic.clone()).collect(), 0),
+        })
+    }
+
     /// Number of images B.
     pub fn batch(&self) -> usize {
         self.boxes.len()

@@ -19,7 +19,7 @@ use super::decoder::{DecoderOutput, DetrDecoder};
 use super::error::ModelError;
 use super::fusion_encoder::FusionEncoder;
 use super::geometry_encoder::{BoxBatch, ExemplarBox, GeometryEncoder};
-use super::layers::{box_cxcywh_to_xyxy, inverse_sigmoid, linear};
+use super::layers::{box_cxcywh_to_xyxy, inverse_sigmoid, key_padding_mask, linear};
 use super::mask_decoder::{MaskDecoder, MaskOutput};
 use super::neck::{Neck, sine_position_encoding};
 use super::scoring::DotProductScoring;
@@ -264,28 +264,8 @@ impl Sam3 {
         prompt: &Prompt,
     ) -> Result<DecodeTrace, ModelError> {
         self.check_prompt(features, prompt)?;
-        let [f0, f1, f2] = features.fpn.clone();
-        let [b, d, gh, gw] = f2.dims();
-        let has_boxes = prompt.boxes.iter().any(|list| !list.is_empty());
-        let geometry = has_boxes.then(|| {
-            let boxes = BoxBatch::from_lists(&prompt.boxes);
-            self.geometry_encoder
-                .forward(f2.clone(), features.pos.clone(), &boxes)
-        });
-        let (prompt_tokens, prompt_valid) = match &geometry {
-            Some((tokens, valid)) => (
-                Tensor::cat(vec![prompt.text.features.clone(), tokens.clone()], 1),
-                Tensor::cat(vec![prompt.text.valid.clone(), valid.clone()], 1),
-            ),
-            None => (prompt.text.features.clone(), prompt.text.valid.clone()),
-        };
-        // [b, D, g, g] → [b, g·g, D]
-        let image = f2.clone().reshape([b, d, gh * gw]).swap_dims(1, 2);
-        let pos = features
-            .pos
-            .clone()
-            .reshape([1, d, gh * gw])
-            .swap_dims(1, 2);
+        let (geometry, prompt_tokens, prompt_valid) = self.prompt_tokens(features, prompt);
+        let (image, pos) = flat_image(features);
         let encoder_layers = self.detr_encoder.forward(
             image.clone(),
             pos.clone(),
@@ -293,6 +273,58 @@ impl Sam3 {
             prompt_valid.clone(),
         );
         let memory = encoder_layers.last().cloned().unwrap_or(image);
+        let (detections, decoder, mask) =
+            self.heads(features, memory, pos, prompt_tokens.clone(), prompt_valid);
+        Ok(DecodeTrace {
+            detections,
+            geometry,
+            prompt: prompt_tokens,
+            encoder_layers,
+            decoder,
+            mask,
+        })
+    }
+
+    /// The prompt every stage after the image sees: the text tokens, followed by the geometry
+    /// encoder's tokens when the prompt has boxes ([b, P, D] and validity [b, P]).
+    #[allow(clippy::type_complexity)]
+    fn prompt_tokens(
+        &self,
+        features: &ImageFeatures,
+        prompt: &Prompt,
+    ) -> (
+        Option<(Tensor<3>, Tensor<2, Bool>)>,
+        Tensor<3>,
+        Tensor<2, Bool>,
+    ) {
+        let has_boxes = prompt.boxes.iter().any(|list| !list.is_empty());
+        let geometry = has_boxes.then(|| {
+            let boxes = BoxBatch::from_lists(&prompt.boxes);
+            self.geometry_encoder
+                .forward(features.fpn[2].clone(), features.pos.clone(), &boxes)
+        });
+        let (tokens, valid) = match &geometry {
+            Some((tokens, valid)) => (
+                Tensor::cat(vec![prompt.text.features.clone(), tokens.clone()], 1),
+                Tensor::cat(vec![prompt.text.valid.clone(), valid.clone()], 1),
+            ),
+            None => (prompt.text.features.clone(), prompt.text.valid.clone()),
+        };
+        (geometry, tokens, valid)
+    }
+
+    /// Everything after the fusion encoder: decoder, box head, scoring and mask head, from the
+    /// fused image tokens `memory` [b, g·g, D].
+    fn heads(
+        &self,
+        features: &ImageFeatures,
+        memory: Tensor<3>,
+        pos: Tensor<3>,
+        prompt_tokens: Tensor<3>,
+        prompt_valid: Tensor<2, Bool>,
+    ) -> (Detections, DecoderOutput, MaskOutput) {
+        let [f0, f1, f2] = features.fpn.clone();
+        let [b, _, gh, gw] = f2.dims();
         let decoder = self.detr_decoder.forward(
             memory.clone(),
             pos,
@@ -317,7 +349,7 @@ impl Sam3 {
             last_hidden,
             memory,
             &[f0, f1, f2],
-            prompt_tokens.clone(),
+            prompt_tokens,
             prompt_valid,
         );
         let layers = decoder.hidden_states.len();
@@ -336,14 +368,96 @@ impl Sam3 {
             all_pred_boxes,
             all_presence_logits,
         };
-        Ok(DecodeTrace {
-            detections,
-            geometry,
-            prompt: prompt_tokens,
-            encoder_layers,
-            decoder,
-            mask,
-        })
+        (detections, decoder, mask)
+    }
+
+    /// Backpropagates `objective(decode(features, prompt))` to the prompt's text features with
+    /// the fusion encoder checkpointed, and returns the objective's value and
+    /// ∂objective/∂`prompt.text.features` ([b, T, D], without autodiff).
+    ///
+    /// Call it on a model lifted onto an autodiff device (frozen). A plain backward pass keeps
+    /// every fusion-encoder layer's attention scores, heads × (g·g)² floats each: 860 MB per
+    /// layer for one 1008² image, about 15 GB with the softmax copies of six layers. Here the
+    /// encoder first runs outside the graph, keeping only each layer's input ([b, g·g, D], 5 MB
+    /// at full size); the decoder, heads and objective are then differentiated from the last
+    /// layer's output, and each encoder layer is rerun under autodiff, last to first, to carry
+    /// the gradient back (a vector-Jacobian product per layer). Peak memory is one layer's
+    /// graph instead of six, for one more encoder forward pass. The result is the same gradient
+    /// as the plain pass (tested to float rounding), whatever `prompt.text.features` depends on:
+    /// the caller finishes the chain, e.g. into the text tower.
+    pub fn backward_checkpointed<E: From<ModelError>>(
+        &self,
+        features: &ImageFeatures,
+        prompt: &Prompt,
+        objective: impl FnOnce(&Detections) -> Result<Tensor<1>, E>,
+    ) -> Result<(f32, Tensor<3>), E> {
+        self.check_prompt(features, prompt)?;
+        let device = prompt.text.features.device();
+        if !device.is_autodiff() {
+            return Err(ModelError::InvalidInput {
+                reason: "backward_checkpointed needs the model on an autodiff device".to_owned(),
+            }
+            .into());
+        }
+        let text = prompt.text.features.clone().detach();
+        // One leaf per graph: the prompt with its text part requiring a gradient.
+        let leaf_prompt = |leaf: Tensor<3>| Prompt {
+            text: TextPrompt {
+                features: leaf,
+                valid: prompt.text.valid.clone(),
+            },
+            boxes: prompt.boxes.clone(),
+        };
+        let (_, constant_tokens, prompt_valid) =
+            self.prompt_tokens(features, &leaf_prompt(text.clone()));
+        let constant_tokens = constant_tokens.detach();
+        let (image, pos) = flat_image(features);
+        let mask = key_padding_mask(prompt_valid.clone());
+        // Forward outside the graph: nothing here requires a gradient, so nothing is kept.
+        let layers = &self.detr_encoder.layers;
+        let mut inputs = Vec::with_capacity(layers.len() + 1);
+        let mut x = image.detach();
+        for layer in layers {
+            inputs.push(x.clone());
+            x = layer
+                .forward(x, pos.clone(), constant_tokens.clone(), mask.clone())
+                .detach();
+        }
+        // Decoder, heads and objective from the encoder's output.
+        let text_leaf = text.clone().require_grad();
+        let (_, tokens, _) = self.prompt_tokens(features, &leaf_prompt(text_leaf.clone()));
+        let memory = x.require_grad();
+        let (detections, _, _) =
+            self.heads(features, memory.clone(), pos.clone(), tokens, prompt_valid);
+        let value = objective(&detections)?;
+        drop(detections);
+        let loss = read_scalar(value.clone())?;
+        let mut grads = value.backward();
+        let zeros = || Tensor::<3>::zeros(text.dims(), &device).inner();
+        let mut text_grad = text_leaf.grad_remove(&mut grads).unwrap_or_else(zeros);
+        let mut carried = memory.grad_remove(&mut grads);
+        drop(grads);
+        // Encoder layers, last to first: ∂/∂(input, prompt) of ⟨layer(input, prompt), carried⟩.
+        for (i, layer) in layers.iter().enumerate().rev() {
+            let Some(upstream) = carried.take() else {
+                break;
+            };
+            let input = inputs[i].clone();
+            let input = if i > 0 { input.require_grad() } else { input };
+            let text_leaf = text.clone().require_grad();
+            let (_, tokens, _) = self.prompt_tokens(features, &leaf_prompt(text_leaf.clone()));
+            let out = layer.forward(input.clone(), pos.clone(), tokens, mask.clone());
+            let mut grads = (out * upstream.autodiff()).sum().backward();
+            if let Some(g) = text_leaf.grad_remove(&mut grads) {
+                text_grad = text_grad + g;
+            }
+            carried = if i > 0 {
+                input.grad_remove(&mut grads)
+            } else {
+                None
+            };
+        }
+        Ok((loss, text_grad))
     }
 
     fn check_prompt(&self, features: &ImageFeatures, prompt: &Prompt) -> Result<(), ModelError> {
@@ -372,4 +486,31 @@ impl Sam3 {
         }
         Ok(())
     }
+}
+
+/// Level 2 as tokens [b, g·g, D] and its position encoding [1, g·g, D].
+fn flat_image(features: &ImageFeatures) -> (Tensor<3>, Tensor<3>) {
+    let [b, d, gh, gw] = features.fpn[2].dims();
+    // [b, D, g, g] → [b, g·g, D]
+    let image = features.fpn[2]
+        .clone()
+        .reshape([b, d, gh * gw])
+        .swap_dims(1, 2);
+    let pos = features
+        .pos
+        .clone()
+        .reshape([1, d, gh * gw])
+        .swap_dims(1, 2);
+    (image, pos)
+}
+
+fn read_scalar(t: Tensor<1>) -> Result<f32, ModelError> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .ok()
+        .and_then(|v| v.first().copied())
+        .ok_or_else(|| ModelError::InvalidInput {
+            reason: "the objective is not a one-element float tensor".to_owned(),
+        })
 }
