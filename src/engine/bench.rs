@@ -327,7 +327,11 @@ pub fn run_bench(
     let mut cached_misfits: Vec<(usize, RowStatus)> = Vec::new();
     for &k in &options.ks {
         let stage = format!("search step, K={k}, cached features");
-        let row = match bench.fits(k, &cached_peaks, memory_limit_bytes) {
+        let resident = cached
+            .as_ref()
+            .ok()
+            .map(|f| resident_bytes_per_image(f, size));
+        let row = match bench.fits(k, &cached_peaks, resident, memory_limit_bytes) {
             Err(status) => BenchRow::new(stage, k).with_status(status),
             Ok(()) => bench.cached_step_row(stage, &cached, k),
         };
@@ -355,7 +359,7 @@ pub fn run_bench(
         } else if derive {
             estimated_reencode_row(stage, k, encode_ms, &cached_ms)
         } else {
-            match bench.fits(k, &reencode_peaks, memory_limit_bytes) {
+            match bench.fits(k, &reencode_peaks, None, memory_limit_bytes) {
                 Err(status) => BenchRow::new(stage, k).with_status(status),
                 Ok(()) => bench.reencode_step_row(stage, k),
             }
@@ -376,7 +380,11 @@ pub fn run_bench(
         } else if options.estimate_search {
             estimated_search_row(stage, k, steps, &cached_ms)
         } else {
-            match bench.fits(k, &cached_peaks, memory_limit_bytes) {
+            let resident = cached
+                .as_ref()
+                .ok()
+                .map(|f| resident_bytes_per_image(f, size));
+            match bench.fits(k, &cached_peaks, resident, memory_limit_bytes) {
                 Err(status) => BenchRow::new(stage, k).with_status(status),
                 Ok(()) => bench.whole_search_row(stage, &cached, k, steps),
             }
@@ -777,9 +785,16 @@ impl Bench {
     }
 
     /// `Ok` when a step on `k` images should fit in `limit`, judged from the peaks measured on
-    /// smaller K (linear in K; from one point, everything above the current RSS scales with K).
-    fn fits(&self, k: usize, measured: &[(usize, u64)], limit: u64) -> Result<(), RowStatus> {
-        let Some(need) = extrapolate_need(k, measured, current_rss().unwrap_or(0)) else {
+    /// smaller K (see [`extrapolate_need`]).
+    fn fits(
+        &self,
+        k: usize,
+        measured: &[(usize, u64)],
+        resident_per_image: Option<u64>,
+        limit: u64,
+    ) -> Result<(), RowStatus> {
+        let baseline = current_rss().unwrap_or(0);
+        let Some(need) = extrapolate_need(k, measured, baseline, resident_per_image) else {
             return Ok(());
         };
         if need > limit {
@@ -794,19 +809,41 @@ impl Bench {
 }
 
 /// The memory a step on `k` images needs, from peaks measured at other K; `None` when nothing
-/// was measured or `k` is not above every measured K (those run anyway).
-fn extrapolate_need(k: usize, measured: &[(usize, u64)], baseline: u64) -> Option<u64> {
+/// was measured or `k` is not above every measured K (those run anyway). Linear in K: through
+/// the last two points; from one point, each further image adds `resident_per_image` when given
+/// (a cached search step differentiates one image at a time, so only the images' features and
+/// targets accumulate), else everything above `baseline` scales with K (a re-encoding step
+/// runs the ViT on all K at once).
+fn extrapolate_need(
+    k: usize,
+    measured: &[(usize, u64)],
+    baseline: u64,
+    resident_per_image: Option<u64>,
+) -> Option<u64> {
     let mut points: Vec<(usize, u64)> = measured.iter().copied().filter(|&(m, _)| m < k).collect();
     points.sort_unstable();
     let &(k1, p1) = points.last()?;
-    let per_image = match points.len() {
-        1 => p1.saturating_sub(baseline) as f64 / k1 as f64,
-        n => {
+    let per_image = match (points.len(), resident_per_image) {
+        (1, Some(bytes)) => bytes as f64,
+        (1, None) => p1.saturating_sub(baseline) as f64 / k1 as f64,
+        (n, _) => {
             let (k0, p0) = points[n - 2];
             (p1 as f64 - p0 as f64).max(0.0) / (k1 - k0) as f64
         }
     };
     Some((p1 as f64 + per_image * (k - k1) as f64) as u64)
+}
+
+/// What one more image keeps resident during a cached search step: its features (counted
+/// twice: the bench's repeated copy and the search's lifted slice) and three mask-sized
+/// targets (semantic and instances, S² floats each).
+fn resident_bytes_per_image(features: &ImageFeatures, size: usize) -> u64 {
+    let floats: usize = features
+        .fpn
+        .iter()
+        .map(|t| t.dims().iter().skip(1).product::<usize>())
+        .sum();
+    (2 * floats * 4 + 3 * size * size * 4) as u64
 }
 
 /// A re-encoding step derived as K encodes plus the cached step of the same K.
@@ -964,13 +1001,21 @@ mod tests {
     #[test]
     fn extrapolates_memory_linearly_in_k() {
         // Nothing measured below K: run it.
-        assert_eq!(extrapolate_need(1, &[], 100), None);
-        assert_eq!(extrapolate_need(1, &[(1, 500)], 100), None);
-        // One point: everything above the baseline scales with K.
-        assert_eq!(extrapolate_need(5, &[(1, 500)], 100), Some(500 + 4 * 400));
+        assert_eq!(extrapolate_need(1, &[], 100, None), None);
+        assert_eq!(extrapolate_need(1, &[(1, 500)], 100, None), None);
+        // One point: everything above the baseline scales with K …
+        assert_eq!(
+            extrapolate_need(5, &[(1, 500)], 100, None),
+            Some(500 + 4 * 400)
+        );
+        // … or, when known, only each image's resident data.
+        assert_eq!(
+            extrapolate_need(5, &[(1, 500)], 100, Some(30)),
+            Some(500 + 4 * 30)
+        );
         // Two points: the line through them.
         assert_eq!(
-            extrapolate_need(10, &[(1, 500), (5, 900)], 100),
+            extrapolate_need(10, &[(1, 500), (5, 900)], 100, Some(30)),
             Some(900 + 5 * 100)
         );
     }
