@@ -377,7 +377,7 @@ impl Sam3 {
     ///
     /// Call it on a model lifted onto an autodiff device (frozen). A plain backward pass keeps
     /// every fusion-encoder layer's attention scores, heads × (g·g)² floats each: 860 MB per
-    /// layer for one 1008² image, about 15 GB with the softmax copies of six layers. Here the
+    /// layer for one 1008² image, and a step on one image passed 18 GB on the CPU. Here the
     /// encoder first runs outside the graph, keeping only each layer's input ([b, g·g, D], 5 MB
     /// at full size); the decoder, heads and objective are then differentiated from the last
     /// layer's output, and each encoder layer is rerun under autodiff, last to first, to carry
