@@ -71,9 +71,15 @@ pub(crate) fn dice(x: Tensor<2>, t: Tensor<2>) -> Tensor<1> {
 }
 
 /// Sum of each row of [n, m] → [n], in two passes over a near-square factorisation of m
-/// (1008 × 1008 for a full-size mask), each summing at most ~√m terms. One f32 pass over a
-/// million terms drifts by ~1e-4 relative (measured in the test below), the error found in
-/// GroupNorm at full size; two short passes stay at float rounding.
+/// (1008 × 1008 for a full-size mask), each summing at most ~√m terms.
+///
+/// Not `sum_dim(1)`: on the wgpu backend (burn 0.22.1 / cubecl 0.11, measured on lavapipe) a
+/// one-pass row reduction over some lengths above 2^17 is wrong. Of two rows of 1008² random
+/// values, the first summed to 157 314 instead of 609 695 and the second to 0; rows of 131 073
+/// or 262 143 ones sum to 65 532. (150 000 and 200 000 happened to be right, as were all the
+/// lengths tried up to 131 072.) On flex one pass is right but drifts (7e-6 to 1.5e-5 relative
+/// at 1008²). Two passes of ≤ 1008 terms are right on both, to float rounding. A prime m has
+/// no factorisation and keeps one pass; the loss only sums S × S masks.
 pub(crate) fn row_sums(x: Tensor<2>) -> Tensor<1> {
     let [n, m] = x.dims();
     let a = (1..=m.isqrt().max(1))
@@ -142,8 +148,9 @@ mod tests {
         }
     }
 
-    /// A full-size mask row (1008² values of a focal loss's range): the two-pass sum agrees
-    /// with an f64 sum to 1e-6 relative.
+    /// Two full-size mask rows (1008² values of a focal loss's range) on the default device
+    /// (wgpu in CI): the two-pass sum agrees with an f64 sum to 1e-6 relative (measured 5e-9
+    /// and 2.8e-7 on lavapipe, where one `sum_dim` pass is off by 74 % and 100 %).
     #[test]
     fn row_sums_of_a_full_size_mask_are_exact_to_rounding() {
         let d = device();
