@@ -236,8 +236,12 @@ fn checkpointed_gradient_is_the_whole_graph_gradient(
 ) {
     let dir = fixture_dir();
     let real = real_tokens(&dir);
-    for &site in sites {
-        let problem = problem(&dir, device, site);
+    // One attention block (all 144 tokens), and blocks of 50, 50 and 44 query rows.
+    for (&site, rows) in sites.iter().flat_map(|s| [(s, None), (s, Some(50))]) {
+        let problem = match rows {
+            None => problem(&dir, device, site),
+            Some(r) => problem(&dir, device, site).with_score_rows(r),
+        };
         assert_eq!(problem.images(), 2);
         let phi = generic_phi(&problem, real);
         let (loss, grad) = problem.loss_and_grad(&phi).unwrap();
@@ -249,7 +253,7 @@ fn checkpointed_gradient_is_the_whole_graph_gradient(
             .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
         let loss_rel = (loss - whole_loss).abs() / whole_loss.abs();
         eprintln!(
-            "{name} {site:?}: loss {loss} vs {whole_loss} (rel {loss_rel:.1e}); gradient max diff {diff:.2e} of largest {top:.3e} ({:.1e})",
+            "{name} {site:?}, blocks of {rows:?} rows: loss {loss} vs {whole_loss} (rel {loss_rel:.1e}); gradient max diff {diff:.2e} of largest {top:.3e} ({:.1e})",
             diff / top
         );
         assert!(top > 0.0, "{site:?}: zero gradient");

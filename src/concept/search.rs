@@ -36,6 +36,7 @@ use super::loss::{
     LossScale, LossWeights, MatchPlan, concept_loss, match_plan, planned_loss_scaled,
 };
 use super::targets::{ImageTargets, TargetBatch};
+use crate::model::sam3::SCORE_BLOCK_BYTES;
 use crate::model::{Detections, ImageFeatures, Prompt, Sam3, TextPrompt};
 
 /// Lifts every float parameter onto the autodiff variant of its device, frozen.
@@ -63,6 +64,9 @@ pub struct SearchProblem {
     images: Vec<(ImageFeatures, TargetBatch)>,
     scale: LossScale,
     weights: LossWeights,
+    /// Query rows per attention block in the checkpointed backward pass (`None`: as many as
+    /// fit `SCORE_BLOCK_BYTES`).
+    score_rows: Option<usize>,
     device: Device,
 }
 
@@ -117,6 +121,7 @@ impl SearchProblem {
             images,
             scale,
             weights: LossWeights::default(),
+            score_rows: None,
             device: ad,
         })
     }
@@ -125,6 +130,14 @@ impl SearchProblem {
     #[must_use]
     pub fn with_weights(mut self, weights: LossWeights) -> Self {
         self.weights = weights;
+        self
+    }
+
+    /// Differentiates the fusion encoder's self-attention `rows` query rows at a time
+    /// (default: as many as keep a score block within 64 MiB; tests force small blocks).
+    #[must_use]
+    pub fn with_score_rows(mut self, rows: usize) -> Self {
+        self.score_rows = Some(rows.max(1));
         self
     }
 
@@ -218,9 +231,13 @@ impl SearchProblem {
         let mut loss = 0.0f32;
         let mut text_grad: Option<Tensor<3>> = None;
         for (features, targets) in &self.images {
-            let (value, grad) = self.model.backward_checkpointed(
+            let rows = self
+                .score_rows
+                .unwrap_or_else(|| self.model.score_rows(features, SCORE_BLOCK_BYTES));
+            let (value, grad) = self.model.backward_checkpointed_in_blocks(
                 features,
                 &Self::prompt(detached.clone()),
+                rows,
                 |det| self.image_loss(det, targets),
             )?;
             loss += value;

@@ -33,12 +33,34 @@ impl FusionLayer {
         prompt: Tensor<3>,
         mask: Tensor<4, Bool>,
     ) -> Tensor<3> {
-        let h = self.layer_norm1.forward(x.clone());
-        let with_pos = h.clone() + pos;
+        let kv = self.keys_values(x.clone(), pos.clone());
+        self.forward_rows(x, pos, kv, prompt, mask)
+    }
+
+    /// The self-attention keys and values [b, heads, n, d] of every token of `x`.
+    pub fn keys_values(&self, x: Tensor<3>, pos: Tensor<3>) -> (Tensor<4>, Tensor<4>) {
+        let h = self.layer_norm1.forward(x);
+        self.self_attn.project_kv(h.clone() + pos, h)
+    }
+
+    /// The layer's output for some rows (tokens) `x_rows` [b, r, D] with their `pos_rows`,
+    /// given every token's keys and values ([`FusionLayer::keys_values`]). Everything but the
+    /// self-attention's keys and values is token-wise, so rows can be computed (and
+    /// differentiated) a block at a time: the attention scores then take heads × r × n floats
+    /// instead of heads × n².
+    pub fn forward_rows(
+        &self,
+        x_rows: Tensor<3>,
+        pos_rows: Tensor<3>,
+        (k, v): (Tensor<4>, Tensor<4>),
+        prompt: Tensor<3>,
+        mask: Tensor<4, Bool>,
+    ) -> Tensor<3> {
+        let h = self.layer_norm1.forward(x_rows.clone());
         let x = self
             .self_attn
-            .forward(with_pos.clone(), with_pos, h, None, None)
-            + x;
+            .attend_projected(h + pos_rows, k, v, None, None)
+            + x_rows;
         let h = self.layer_norm2.forward(x.clone());
         let x = self
             .cross_attn

@@ -80,9 +80,29 @@ impl Attention {
         mask: Option<Tensor<4, Bool>>,
         bias: Option<Tensor<4>>,
     ) -> Tensor<3> {
+        let (k, v) = self.project_kv(key, value);
+        self.attend_projected(query, k, v, mask, bias)
+    }
+
+    /// The projected keys and values [b, heads, lk, d] of [`Attention::forward`].
+    pub fn project_kv(&self, key: Tensor<3>, value: Tensor<3>) -> (Tensor<4>, Tensor<4>) {
+        (
+            split_heads(self.k_proj.forward(key), self.num_heads),
+            split_heads(self.v_proj.forward(value), self.num_heads),
+        )
+    }
+
+    /// [`Attention::forward`] with keys and values already projected ([`Attention::project_kv`]):
+    /// lets a caller attend a few query rows at a time to the same keys.
+    pub fn attend_projected(
+        &self,
+        query: Tensor<3>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        mask: Option<Tensor<4, Bool>>,
+        bias: Option<Tensor<4>>,
+    ) -> Tensor<3> {
         let q = split_heads(self.q_proj.forward(query), self.num_heads);
-        let k = split_heads(self.k_proj.forward(key), self.num_heads);
-        let v = split_heads(self.v_proj.forward(value), self.num_heads);
         let out = attend(q, k, v, mask, bias, false);
         self.o_proj.forward(merge_heads(out))
     }

@@ -377,18 +377,47 @@ impl Sam3 {
     ///
     /// Call it on a model lifted onto an autodiff device (frozen). A plain backward pass keeps
     /// every fusion-encoder layer's attention scores, heads × (g·g)² floats each: 860 MB per
-    /// layer for one 1008² image, and a step on one image passed 18 GB on the CPU. Here the
-    /// encoder first runs outside the graph, keeping only each layer's input ([b, g·g, D], 5 MB
-    /// at full size); the decoder, heads and objective are then differentiated from the last
-    /// layer's output, and each encoder layer is rerun under autodiff, last to first, to carry
-    /// the gradient back (a vector-Jacobian product per layer). Peak memory is one layer's
-    /// graph instead of six, for one more encoder forward pass. The result is the same gradient
-    /// as the plain pass (tested to float rounding), whatever `prompt.text.features` depends on:
-    /// the caller finishes the chain, e.g. into the text tower.
+    /// layer for one 1008² image, and a step on one image passed 18 GB on the CPU. Here:
+    /// - the encoder first runs outside the graph, keeping only each layer's input
+    ///   ([b, g·g, D], 5 MB at full size);
+    /// - the decoder, heads and objective are differentiated from the last layer's output;
+    /// - each encoder layer is rerun under autodiff, last to first, to carry the gradient back
+    ///   (a vector-Jacobian product per layer).
+    ///
+    /// Within a layer, queries are taken `score_rows(…)` rows at a time (see
+    /// [`super::fusion_encoder::FusionLayer::forward_rows`]) so that no score matrix exceeds [`SCORE_BLOCK_BYTES`]:
+    /// one buffer of 860 MB is more than some GPUs can bind (lavapipe allows 128 MiB). The
+    /// result is the same gradient as the plain pass (tested to float rounding), whatever
+    /// `prompt.text.features` depends on: the caller finishes the chain, e.g. into the text
+    /// tower.
     pub fn backward_checkpointed<E: From<ModelError>>(
         &self,
         features: &ImageFeatures,
         prompt: &Prompt,
+        objective: impl FnOnce(&Detections) -> Result<Tensor<1>, E>,
+    ) -> Result<(f32, Tensor<3>), E> {
+        let rows = self.score_rows(features, SCORE_BLOCK_BYTES);
+        self.backward_checkpointed_in_blocks(features, prompt, rows, objective)
+    }
+
+    /// Query rows per block such that one block's attention scores (heads × rows × g·g f32)
+    /// stay within `bytes`.
+    pub fn score_rows(&self, features: &ImageFeatures, bytes: usize) -> usize {
+        let [_, _, gh, gw] = features.fpn[2].dims();
+        let heads = self
+            .detr_encoder
+            .layers
+            .first()
+            .map_or(1, |l| l.self_attn.num_heads);
+        (bytes / (heads.max(1) * (gh * gw).max(1) * 4)).max(1)
+    }
+
+    /// [`Sam3::backward_checkpointed`] with `rows` query rows per attention block.
+    pub fn backward_checkpointed_in_blocks<E: From<ModelError>>(
+        &self,
+        features: &ImageFeatures,
+        prompt: &Prompt,
+        rows: usize,
         objective: impl FnOnce(&Detections) -> Result<Tensor<1>, E>,
     ) -> Result<(f32, Tensor<3>), E> {
         self.check_prompt(features, prompt)?;
@@ -400,18 +429,25 @@ impl Sam3 {
             .into());
         }
         let text = prompt.text.features.clone().detach();
-        // One leaf per graph: the prompt with its text part requiring a gradient.
-        let leaf_prompt = |leaf: Tensor<3>| Prompt {
-            text: TextPrompt {
-                features: leaf,
-                valid: prompt.text.valid.clone(),
-            },
-            boxes: prompt.boxes.clone(),
+        // The prompt tokens with `leaf` as the text part (geometry tokens are constants).
+        let tokens_with = |leaf: Tensor<3>| {
+            let leaf_prompt = Prompt {
+                text: TextPrompt {
+                    features: leaf,
+                    valid: prompt.text.valid.clone(),
+                },
+                boxes: prompt.boxes.clone(),
+            };
+            self.prompt_tokens(features, &leaf_prompt)
         };
-        let (_, constant_tokens, prompt_valid) =
-            self.prompt_tokens(features, &leaf_prompt(text.clone()));
+        let (_, constant_tokens, prompt_valid) = tokens_with(text.clone());
         let constant_tokens = constant_tokens.detach();
         let (image, pos) = flat_image(features);
+        let n = image.dims()[1];
+        let blocks: Vec<(usize, usize)> = (0..n)
+            .step_by(rows.max(1))
+            .map(|r0| (r0, rows.max(1).min(n - r0)))
+            .collect();
         let mask = key_padding_mask(prompt_valid.clone());
         // Forward outside the graph: nothing here requires a gradient, so nothing is kept.
         let layers = &self.detr_encoder.layers;
@@ -419,13 +455,26 @@ impl Sam3 {
         let mut x = image.detach();
         for layer in layers {
             inputs.push(x.clone());
-            x = layer
-                .forward(x, pos.clone(), constant_tokens.clone(), mask.clone())
-                .detach();
+            let kv = layer.keys_values(x.clone(), pos.clone());
+            let out: Vec<Tensor<3>> = blocks
+                .iter()
+                .map(|&(r0, len)| {
+                    layer
+                        .forward_rows(
+                            x.clone().narrow(1, r0, len),
+                            pos.clone().narrow(1, r0, len),
+                            kv.clone(),
+                            constant_tokens.clone(),
+                            mask.clone(),
+                        )
+                        .detach()
+                })
+                .collect();
+            x = Tensor::cat(out, 1);
         }
         // Decoder, heads and objective from the encoder's output.
         let text_leaf = text.clone().require_grad();
-        let (_, tokens, _) = self.prompt_tokens(features, &leaf_prompt(text_leaf.clone()));
+        let (_, tokens, _) = tokens_with(text_leaf.clone());
         let memory = x.require_grad();
         let (detections, _, _) =
             self.heads(features, memory.clone(), pos.clone(), tokens, prompt_valid);
@@ -437,22 +486,81 @@ impl Sam3 {
         let mut text_grad = text_leaf.grad_remove(&mut grads).unwrap_or_else(zeros);
         let mut carried = memory.grad_remove(&mut grads);
         drop(grads);
-        // Encoder layers, last to first: ∂/∂(input, prompt) of ⟨layer(input, prompt), carried⟩.
+        // Encoder layers, last to first: ∂/∂(input, prompt) of ⟨layer(input, prompt), carried⟩,
+        // one block of query rows at a time against detached keys and values, whose gradients
+        // are then carried back to the input in one more small pass.
         for (i, layer) in layers.iter().enumerate().rev() {
             let Some(upstream) = carried.take() else {
                 break;
             };
+            let needs_input = i > 0;
             let input = inputs[i].clone();
-            let input = if i > 0 { input.require_grad() } else { input };
-            let text_leaf = text.clone().require_grad();
-            let (_, tokens, _) = self.prompt_tokens(features, &leaf_prompt(text_leaf.clone()));
-            let out = layer.forward(input.clone(), pos.clone(), tokens, mask.clone());
-            let mut grads = (out * upstream.autodiff()).sum().backward();
-            if let Some(g) = text_leaf.grad_remove(&mut grads) {
-                text_grad = text_grad + g;
+            let input_leaf = input.clone().require_grad();
+            let (k, v) = layer.keys_values(
+                if needs_input {
+                    input_leaf.clone()
+                } else {
+                    input.clone()
+                },
+                pos.clone(),
+            );
+            let k_leaf = k.clone().detach().require_grad();
+            let v_leaf = v.clone().detach().require_grad();
+            let mut k_grad: Option<Tensor<4>> = None;
+            let mut v_grad: Option<Tensor<4>> = None;
+            let mut row_grads = Vec::with_capacity(blocks.len());
+            for &(r0, len) in &blocks {
+                let rows_in = input.clone().narrow(1, r0, len).detach();
+                let rows_in = if needs_input {
+                    rows_in.require_grad()
+                } else {
+                    rows_in
+                };
+                let text_leaf = text.clone().require_grad();
+                let (_, tokens, _) = tokens_with(text_leaf.clone());
+                let out = layer.forward_rows(
+                    rows_in.clone(),
+                    pos.clone().narrow(1, r0, len),
+                    (k_leaf.clone(), v_leaf.clone()),
+                    tokens,
+                    mask.clone(),
+                );
+                let weight = upstream.clone().narrow(1, r0, len).autodiff();
+                let mut grads = (out * weight).sum().backward();
+                if let Some(g) = text_leaf.grad_remove(&mut grads) {
+                    text_grad = text_grad + g;
+                }
+                if needs_input {
+                    k_grad = add_grad(k_grad, k_leaf.grad_remove(&mut grads));
+                    v_grad = add_grad(v_grad, v_leaf.grad_remove(&mut grads));
+                    let rows_grad = rows_in
+                        .grad_remove(&mut grads)
+                        .unwrap_or_else(|| Tensor::<3>::zeros(rows_in.dims(), &device).inner());
+                    row_grads.push(rows_grad);
+                }
             }
-            carried = if i > 0 {
-                input.grad_remove(&mut grads)
+            carried = if needs_input {
+                // The input's gradient: through the rows directly, plus through every token's
+                // keys and values.
+                let mut direct = Tensor::cat(row_grads, 1);
+                let mut objective_kv: Option<Tensor<1>> = None;
+                if let Some(g) = k_grad {
+                    objective_kv = Some((k * g.autodiff()).sum());
+                }
+                if let Some(g) = v_grad {
+                    let term = (v * g.autodiff()).sum();
+                    objective_kv = Some(match objective_kv {
+                        Some(o) => o + term,
+                        None => term,
+                    });
+                }
+                if let Some(o) = objective_kv {
+                    let mut grads = o.backward();
+                    if let Some(g) = input_leaf.grad_remove(&mut grads) {
+                        direct = direct + g;
+                    }
+                }
+                Some(direct)
             } else {
                 None
             };
@@ -485,6 +593,19 @@ impl Sam3 {
             return invalid("box coordinates must be finite, normalised cx, cy, w, h".to_owned());
         }
         Ok(())
+    }
+}
+
+/// Largest attention-score block (bytes) [`Sam3::backward_checkpointed`] builds: 64 MiB, half
+/// of the smallest storage-buffer binding wgpu guarantees (128 MiB).
+pub const SCORE_BLOCK_BYTES: usize = 64 << 20;
+
+/// `sum + grad`, either side possibly absent.
+fn add_grad<const D: usize>(sum: Option<Tensor<D>>, grad: Option<Tensor<D>>) -> Option<Tensor<D>> {
+    match (sum, grad) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, None) => a,
+        (None, b) => b,
     }
 }
 
