@@ -1,8 +1,9 @@
 //! Guard rail: modules may only depend in the direction of `shared/design/style.md` §2
 //! (`app → engine → concept → model`, `app → annotation → study`, `engine → study`,
-//! `cli → engine, concept, annotation, study`; `study` uses nothing of ours), egui/eframe/rfd appear
-//! only under `app/`, burn never reaches `app/`, `study/` or `annotation/`, and only
-//! `engine/device.rs` names a concrete burn backend.
+//! `cli → engine, concept, annotation, study`, `parity → model` (the fixture comparisons of the
+//! tests and `m2c parity`, kept out of the pure model); `study` uses nothing of ours),
+//! egui/eframe/rfd appear only under `app/`, burn never reaches `app/`, `study/` or
+//! `annotation/`, and only `engine/device.rs` names a concrete burn backend.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,9 +15,10 @@ use std::path::{Path, PathBuf};
 /// Our top-level modules, and which others each may use.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("app", &["engine", "annotation", "study"]),
-    ("engine", &["concept", "model", "study"]),
+    ("engine", &["concept", "model", "parity", "study"]),
     ("concept", &["model"]),
     ("model", &[]),
+    ("parity", &["model"]),
     ("annotation", &["study"]),
     ("study", &[]),
     ("cli", &["engine", "concept", "annotation", "study"]),
@@ -31,6 +33,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "annotation",
             "study",
             "model",
+            "parity",
         ],
     ),
 ];

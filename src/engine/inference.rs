@@ -10,7 +10,6 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use super::device::{DeviceError, DevicePlan, open};
 use super::error::EngineError;
 use super::weights::{CHECKPOINT_FILE, checkpoint_identity, inspect_checkpoint};
-use crate::model::parity::{self, Fixtures, ParityError};
 use crate::model::postprocess::{Instances, instances, mask_at_size};
 use crate::model::preprocess::{RgbImage, pixels_tensor};
 use crate::model::tokenizer::ClipTokenizer;
@@ -19,8 +18,9 @@ use crate::model::{
     ModelError, Prompt, Sam3, Sam3Config, Sam3Tracker, Sam3TrackerConfig, TextPrompt,
     WeightPrecision,
 };
+use crate::parity::{self, Fixtures, ParityError};
 
-pub use crate::model::parity::{Comparison, DEFAULT_TOLERANCE, STAGES as PARITY_STAGES};
+pub use crate::parity::{Comparison, DEFAULT_TOLERANCE, STAGES as PARITY_STAGES};
 
 /// Failures of a headless run.
 #[derive(Debug, thiserror::Error)]

@@ -4,16 +4,14 @@
 //!
 //! Only [`device`] names a concrete burn backend.
 
-pub mod active;
-pub mod bench;
 pub mod concept;
-pub mod dataset;
 pub mod device;
 pub mod environment;
 pub mod error;
 pub mod inference;
 pub mod paths;
 pub mod settings;
+pub mod tools;
 pub mod weights;
 pub mod worker;
 

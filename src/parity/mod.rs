@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use burn::store::{ModuleStore as _, SafetensorsStore, SafetensorsStoreError, bridge};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-use super::geometry_encoder::ExemplarBox;
-use super::{ImageFeatures, ModelError, Sam3, Sam3Config, TextPrompt, WeightPrecision};
+use crate::model::geometry_encoder::ExemplarBox;
+use crate::model::{ImageFeatures, ModelError, Sam3, Sam3Config, TextPrompt, WeightPrecision};
 
 /// Max abs error the fixtures README suggests for float32 (activations are O(1)–O(15)).
 pub const DEFAULT_TOLERANCE: f32 = 1e-4;

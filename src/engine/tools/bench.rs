@@ -32,13 +32,13 @@ use burn::module::{Module as _, ModuleVisitor, Param};
 use burn::tensor::{Bool, Device, Distribution, Int, Tensor, TensorData};
 use serde::Serialize;
 
-use super::device::{DeviceError, DevicePlan, open};
-use super::error::EngineError;
-use super::weights::{CHECKPOINT_FILE, inspect_checkpoint};
 use crate::concept::file::{EmbeddingSite, SearchSettings};
 use crate::concept::{
     BasePrompt, BinaryMask, ConceptError, ImageTargets, SearchControl, SearchProblem, search,
 };
+use crate::engine::device::{DeviceError, DevicePlan, open};
+use crate::engine::error::EngineError;
+use crate::engine::weights::{CHECKPOINT_FILE, inspect_checkpoint};
 use crate::model::config::TextConfig;
 use crate::model::neck::sine_position_encoding;
 use crate::model::{ImageFeatures, ModelError, Prompt, Sam3, Sam3Config, WeightPrecision};

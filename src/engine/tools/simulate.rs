@@ -20,11 +20,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::concept::{CachedImage, ConceptSpec, OwnedRgb, PredictOptions, TrainingImage};
-use super::inference::{InferenceError, Segmenter};
 use crate::concept::SearchControl;
 use crate::concept::metrics::{mean_std, overlap};
 use crate::concept::uncertainty::HueScore;
+use crate::engine::concept::{CachedImage, ConceptSpec, OwnedRgb, PredictOptions, TrainingImage};
+use crate::engine::inference::{InferenceError, Segmenter};
 
 /// How concepts are learned across rounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -213,7 +213,7 @@ impl LoopHandle {
     pub fn join(self) -> Result<Vec<RoundReport>, InferenceError> {
         self.thread.join().unwrap_or_else(|panic| {
             Err(InferenceError::Crashed {
-                message: super::worker::panic_message(&*panic),
+                message: crate::engine::worker::panic_message(&*panic),
             })
         })
     }
