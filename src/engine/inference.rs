@@ -1,5 +1,4 @@
-//! Headless model runs for the command line: the reference-fixture parity check,
-//! text-prompted segmentation of images and box-prompted segmentation with the interactive
+//! Headless model runs for the command line: text-prompted segmentation of images and box-prompted segmentation with the interactive
 //! (tracker) head; one ViT pass per image serves both. What leaves this module is plain data (numbers, masks
 //! as flags); the model, its tensors and the device stay here.
 
@@ -18,9 +17,7 @@ use crate::model::{
     ModelError, Prompt, Sam3, Sam3Config, Sam3Tracker, Sam3TrackerConfig, TextPrompt,
     WeightPrecision,
 };
-use crate::parity::{self, Fixtures, ParityError};
-
-pub use crate::parity::{Comparison, DEFAULT_TOLERANCE, STAGES as PARITY_STAGES};
+use crate::parity::ParityError;
 
 /// Failures of a headless run.
 #[derive(Debug, thiserror::Error)]
@@ -64,29 +61,6 @@ pub enum InferenceError {
         #[source]
         source: image::ImageError,
     },
-}
-
-/// Whether the fixture folder `dir` holds the tracker scenario (`m2c parity` says when it
-/// skips it).
-pub fn tracker_fixtures_present(dir: &Path) -> bool {
-    Fixtures::new(dir).has_tracker()
-}
-
-/// The parity stages named in `only` (all when empty, names in [`parity::STAGES`]) of the
-/// fixtures in `dir` on the planned device; `progress(stage, comparisons)` after each stage.
-pub fn run_parity(
-    dir: &Path,
-    plan: &DevicePlan,
-    only: &[String],
-    progress: impl FnMut(&str, &[Comparison]),
-) -> Result<Vec<Comparison>, InferenceError> {
-    let device = open(plan)?;
-    Ok(parity::run_all_with(
-        &Fixtures::new(dir),
-        &device,
-        only,
-        progress,
-    )?)
 }
 
 /// One kept detection, in image pixels.

@@ -5,6 +5,9 @@
 //! Each stage starts from the *reference* input of that stage, so a failure points at one
 //! component. A stage returns one [`Comparison`] per tensor; judging it (tolerance, assertion,
 //! table) is the caller's business.
+//!
+//! Test tooling, kept beside `model` so the model stays pure tensors in, tensors out: reads
+//! safetensors fixtures and may use `model` only.
 
 mod stages;
 mod tracker;
