@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::engine::device::{DevicePlan, open};
-use crate::engine::inference::InferenceError;
+use crate::engine::error::EngineError;
 use crate::parity::{self, Fixtures};
 
 pub use crate::parity::{Comparison, DEFAULT_TOLERANCE, STAGES as PARITY_STAGES};
@@ -21,7 +21,7 @@ pub fn run_parity(
     plan: &DevicePlan,
     only: &[String],
     progress: impl FnMut(&str, &[Comparison]),
-) -> Result<Vec<Comparison>, InferenceError> {
+) -> Result<Vec<Comparison>, EngineError> {
     let device = open(plan)?;
     Ok(parity::run_all_with(
         &Fixtures::new(dir),

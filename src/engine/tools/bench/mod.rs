@@ -37,7 +37,7 @@ use serde::Serialize;
 use crate::concept::ConceptError;
 use crate::concept::file::SearchSettings;
 use crate::engine::device::{DeviceError, DevicePlan, open};
-use crate::engine::error::EngineError;
+use crate::engine::error::CheckpointError;
 use crate::engine::weights::{CHECKPOINT_FILE, inspect_checkpoint};
 use crate::model::{ModelError, Sam3, Sam3Config, WeightPrecision};
 use memory::{
@@ -54,7 +54,7 @@ pub enum BenchError {
     #[error(transparent)]
     Device(#[from] DeviceError),
     #[error(transparent)]
-    Checkpoint(#[from] EngineError),
+    Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(transparent)]
@@ -374,7 +374,7 @@ fn checkpoint_file(path: &Path) -> Result<PathBuf, BenchError> {
     };
     match inspect_checkpoint(&file) {
         // bare `Sam3Model` names (no `detector_model.` prefix) may still load
-        Ok(_) | Err(EngineError::NotSam3 { .. }) => Ok(file),
+        Ok(_) | Err(CheckpointError::NotSam3 { .. }) => Ok(file),
         Err(err) => Err(err.into()),
     }
 }

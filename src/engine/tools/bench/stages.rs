@@ -14,6 +14,7 @@ use crate::concept::file::{EmbeddingSite, SearchSettings};
 use crate::concept::{
     BasePrompt, BinaryMask, ConceptError, ImageTargets, SearchControl, SearchProblem, search,
 };
+use crate::engine::error::{Failure, recognise};
 use crate::model::config::TextConfig;
 use crate::model::neck::sine_position_encoding;
 use crate::model::{ImageFeatures, ModelError, Prompt, Sam3, Sam3Config};
@@ -363,22 +364,11 @@ pub(super) fn sync(device: &Device) -> Result<(), BenchError> {
     })
 }
 
-/// "out of memory" when the message says so, else "failed".
+/// "out of memory" when the message says so (the engine's recognition), else "failed".
 pub(super) fn classify(message: String) -> RowStatus {
-    let lower = message.to_ascii_lowercase();
-    let oom = [
-        "out of memory",
-        "outofmemory",
-        "memory allocation",
-        "allocation failed",
-        "can't allocate",
-    ]
-    .iter()
-    .any(|needle| lower.contains(needle));
-    if oom {
-        RowStatus::OutOfMemory { message }
-    } else {
-        RowStatus::Failed { message }
+    match recognise(&message) {
+        Failure::OutOfMemory => RowStatus::OutOfMemory { message },
+        Failure::DeviceLost | Failure::Other => RowStatus::Failed { message },
     }
 }
 
