@@ -178,6 +178,23 @@ pub enum AnnotationError {
 
     #[error("cannot stack the slices into one volume: none given, or sizes differ ({path:?})")]
     ExportSlicesDiffer { path: PathBuf },
+
+    #[error("failed to create the export folder {path:?}")]
+    CreateExportFolder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("series {series} is not part of the project (its slices could not be registered)")]
+    SeriesNotInProject { series: usize },
+
+    #[error("cannot place the labels in patient space ({path:?})")]
+    SeriesGeometry {
+        path: PathBuf,
+        #[source]
+        source: crate::study::StudyError,
+    },
 }
 
 pub type Result<T, E = AnnotationError> = std::result::Result<T, E>;

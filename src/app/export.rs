@@ -1,72 +1,19 @@
-//! File → Export…: masks as PNG files (one per image, named after it) or as one NIfTI label
-//! volume per series, written on a helper thread. The session travels to that thread and comes
-//! back with the result, so the UI keeps drawing but cannot edit while an export runs.
+//! File → Export…: the dialog, and the helper thread that runs the export. What is written
+//! where is planned in the annotation layer ([`crate::annotation::export_labels`], shared with
+//! `m2c export-labels`). The session travels to the thread and comes back with the result, so
+//! the UI keeps drawing but cannot edit while an export runs.
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-use crate::annotation::{ItemId, ReviewState};
-use crate::study::{self, MaskEncoding, Series, SeriesKind, StudyError, VolumeGeometry};
+use crate::study::{MaskEncoding, Series};
+
+pub use crate::annotation::{ExportFormat, ExportRequest, ExportSummary};
 
 use super::BackgroundEvent;
 use super::command::AppCommand;
 use super::session::Session;
-
-/// What to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ExportFormat {
-    /// One PNG per image or slice.
-    #[default]
-    Png,
-    /// One `.nii.gz` label volume per series, on the series' patient grid.
-    Nifti,
-}
-
-/// Everything the export thread needs besides the session.
-#[derive(Debug, Clone)]
-pub struct ExportRequest {
-    pub format: ExportFormat,
-    pub encoding: MaskEncoding,
-    /// Skip images nobody has annotated (their state is still "unlabelled").
-    pub skip_unlabelled: bool,
-    /// Export series whose slices are unevenly spaced or tilted (NIfTI).
-    pub allow_irregular: bool,
-    pub folder: PathBuf,
-}
-
-/// What an export wrote.
-#[derive(Debug, Clone, Default)]
-pub struct ExportSummary {
-    pub files: usize,
-    pub skipped: usize,
-    /// One line per series or image that could not be written.
-    pub failures: Vec<String>,
-    pub folder: PathBuf,
-    pub elapsed_secs: f64,
-}
-
-impl ExportSummary {
-    /// One line for the dialog and the toast.
-    pub fn line(&self) -> String {
-        let mut line = format!(
-            "Wrote {} file{} to {} in {:.1} s",
-            self.files,
-            if self.files == 1 { "" } else { "s" },
-            self.folder.display(),
-            self.elapsed_secs
-        );
-        if self.skipped > 0 {
-            line += &format!("; {} unlabelled image(s) skipped", self.skipped);
-        }
-        if !self.failures.is_empty() {
-            line += &format!("; {} failed", self.failures.len());
-        }
-        line
-    }
-}
 
 /// The dialog's own state (kept while it is closed, so it reopens as it was).
 #[derive(Debug, Default)]
@@ -185,7 +132,7 @@ impl ExportDialog {
             Some(Ok(summary)) => {
                 ui.label(summary.line());
                 for failure in &summary.failures {
-                    ui.colored_label(ui.visuals().warn_fg_color, failure.as_str());
+                    ui.colored_label(ui.visuals().warn_fg_color, failure.to_string());
                 }
             }
             Some(Err(e)) => {
@@ -242,147 +189,23 @@ fn export(
     request: &ExportRequest,
     progress: &dyn Fn(usize, usize),
 ) -> Result<ExportSummary, String> {
-    let start = Instant::now();
-    std::fs::create_dir_all(&request.folder).map_err(|e| {
-        format!(
-            "Could not create the destination folder ({e}): {}",
-            request.folder.display()
-        )
-    })?;
-    let mut summary = match request.format {
-        ExportFormat::Png => export_png(session, series, request, progress)?,
-        ExportFormat::Nifti => export_nifti(session, series, request, progress),
-    };
-    summary.folder = request.folder.clone();
-    summary.elapsed_secs = start.elapsed().as_secs_f64();
-    Ok(summary)
+    crate::annotation::export_labels(
+        &mut session.project,
+        series,
+        &session.items,
+        request,
+        progress,
+    )
+    .map_err(|e| format!("Export failed: {}", error_chain(&e)))
 }
 
-fn export_png(
-    session: &mut Session,
-    series: &[Series],
-    request: &ExportRequest,
-    progress: &dyn Fn(usize, usize),
-) -> Result<ExportSummary, String> {
-    let mut summary = ExportSummary::default();
-    let mut names = UniqueNames::default();
-    let mut targets: Vec<(ItemId, PathBuf)> = Vec::new();
-    for (k, s) in series.iter().enumerate() {
-        for (i, frame) in s.frames.iter().enumerate() {
-            let Some(item) = session.item_at(k, i) else {
-                continue;
-            };
-            let unlabelled = session
-                .project
-                .item(item)
-                .is_none_or(|it| it.state() == ReviewState::Unlabelled);
-            if request.skip_unlabelled && unlabelled {
-                summary.skipped += 1;
-                continue;
-            }
-            let multi_frame = s.frames.iter().filter(|f| f.path == frame.path).count() > 1;
-            let path = study::mask_path_for(
-                &frame.path,
-                multi_frame.then_some(frame.frame),
-                &request.folder,
-            );
-            targets.push((item, names.claim(path)));
-        }
+/// `error: cause: cause` on one line.
+pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text += &format!(": {cause}");
+        source = cause.source();
     }
-    progress(0, targets.len());
-    let sidecar = request.folder.join("m2c_masks.json");
-    session
-        .project
-        .export_png(&targets, request.encoding, &sidecar)
-        .map_err(|e| format!("Export failed: {e}"))?;
-    progress(targets.len(), targets.len());
-    summary.files = targets.len();
-    Ok(summary)
-}
-
-fn export_nifti(
-    session: &mut Session,
-    series: &[Series],
-    request: &ExportRequest,
-    progress: &dyn Fn(usize, usize),
-) -> ExportSummary {
-    let mut summary = ExportSummary::default();
-    let mut names = UniqueNames::default();
-    for (k, s) in series.iter().enumerate() {
-        progress(k, series.len());
-        let Some(items) = session.items.get(k).filter(|v| v.len() == s.len()).cloned() else {
-            summary
-                .failures
-                .push(format!("Series {}: not part of the project", k + 1));
-            continue;
-        };
-        let geometry = match s.export_geometry(request.allow_irregular) {
-            Ok(g) => g.clone(),
-            Err(StudyError::NoGeometry { .. })
-                if s.kind == SeriesKind::Raster || s.geometry.is_none() =>
-            {
-                VolumeGeometry::unit_grid([s.width as usize, s.height as usize, s.len()])
-            }
-            Err(e) => {
-                summary.failures.push(format!("Series {}: {e}", k + 1));
-                continue;
-            }
-        };
-        let stem = s.first_path().and_then(Path::file_stem).map_or_else(
-            || format!("series{}", k + 1),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        let path = names.claim(request.folder.join(format!("{stem}_labels.nii.gz")));
-        let provenance = study::Provenance::for_series(s, false);
-        match session
-            .project
-            .export_nifti(&items, &geometry, &path, provenance)
-        {
-            Ok(()) => summary.files += 1,
-            Err(e) => summary.failures.push(format!("Series {}: {e}", k + 1)),
-        }
-    }
-    progress(series.len(), series.len());
-    summary
-}
-
-/// Output paths already handed out: a second `a.png` becomes `a_2.png`.
-#[derive(Debug, Default)]
-struct UniqueNames {
-    taken: HashSet<PathBuf>,
-}
-
-impl UniqueNames {
-    fn claim(&mut self, path: PathBuf) -> PathBuf {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let (stem, ext) = match name.find('.') {
-            Some(dot) => (name[..dot].to_owned(), name[dot..].to_owned()),
-            None => (name.clone(), String::new()),
-        };
-        let mut candidate = path.clone();
-        let mut n = 2;
-        while self.taken.contains(&candidate) {
-            candidate = path.with_file_name(format!("{stem}_{n}{ext}"));
-            n += 1;
-        }
-        self.taken.insert(candidate.clone());
-        candidate
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repeated_names_get_a_number_before_the_extension() {
-        let mut names = UniqueNames::default();
-        let p = PathBuf::from("/out/img.nii.gz");
-        assert_eq!(names.claim(p.clone()), p);
-        assert_eq!(names.claim(p.clone()), PathBuf::from("/out/img_2.nii.gz"));
-        assert_eq!(names.claim(p), PathBuf::from("/out/img_3.nii.gz"));
-    }
+    text
 }
