@@ -9,7 +9,8 @@
 //! Entry point: [`Project`] (`create`, `open`, `apply`, `begin_stroke`/`stroke_to`/`end_stroke`,
 //! `undo`/`redo`, `save`, `export_png`/`export_nifti`). Coordinates are `image` pixels throughout.
 //! [`open_study_project`] finds or creates a study's project and registers its slices;
-//! [`export_labels`] plans and writes an export. Both serve the app and the CLI alike.
+//! [`export_labels`] plans and writes an export (PNG, NIfTI, DICOM SEG); [`import_labels`]
+//! brings labels from such files in. All serve the app and the CLI alike.
 
 mod autosave;
 mod document;
@@ -18,6 +19,7 @@ mod editing;
 mod error;
 mod export;
 mod history;
+mod import;
 mod mask;
 mod open;
 mod paint;
@@ -32,7 +34,9 @@ pub use error::{AnnotationError, Result};
 pub use export::plan::{
     ExportFailure, ExportFormat, ExportRequest, ExportSummary, PNG_SIDECAR, export_labels,
 };
+pub use export::seg::{ImportedAlgorithm, SEGMENT_CODES_FILE, SegExportOptions, SegmentCoding};
 pub use history::Brush;
+pub use import::{ImportRequest, ImportSummary, LabelSource, import_labels};
 pub use mask::{ImageSize, MAX_SIDE, Mask, TILE_SIZE};
 pub use open::{
     CLASS_COLOURS, OpenReport, StudyProject, default_class, fallback_dir, find_study_project,

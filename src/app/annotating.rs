@@ -66,6 +66,8 @@ impl M2cApp {
             }
         } else if self.export.running {
             ProjectStatus::Exporting
+        } else if self.import.running {
+            ProjectStatus::Importing
         } else if self.project_opening {
             ProjectStatus::Opening
         } else if let Some(e) = &self.project_error {
@@ -84,6 +86,7 @@ impl M2cApp {
         };
         if self.project_opening
             || self.export.running
+            || self.import.running
             || self.session_request == Some(request)
             || self.study.series().is_empty()
         {
@@ -158,6 +161,12 @@ impl M2cApp {
             }
             BackgroundEvent::ExportFolderPicked(folder) => {
                 self.export.folder = folder.display().to_string();
+            }
+            BackgroundEvent::ImportFinished { session, result } => {
+                self.finish_import(*session, result);
+            }
+            BackgroundEvent::ImportPathPicked(path) => {
+                self.import.path = path.display().to_string();
             }
             BackgroundEvent::Environment(_) | BackgroundEvent::PathsPicked(_) => {}
         }

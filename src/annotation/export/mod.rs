@@ -7,6 +7,7 @@
 //! JSON file listing every mask written.
 
 pub(crate) mod plan;
+pub(crate) mod seg;
 
 use std::path::{Path, PathBuf};
 

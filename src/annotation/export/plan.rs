@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use crate::annotation::document::{ItemId, ReviewState};
 use crate::annotation::error::{AnnotationError, Result};
+use crate::annotation::export::seg::SegExportOptions;
 use crate::annotation::project::Project;
 use crate::study::{self, MaskEncoding, Series, SeriesKind, StudyError, VolumeGeometry};
 
@@ -24,6 +25,8 @@ pub enum ExportFormat {
     Png,
     /// One `.nii.gz` label volume per series, on the series' patient grid.
     Nifti,
+    /// One DICOM Segmentation (`_seg.dcm`) per DICOM series.
+    Seg,
 }
 
 impl ExportFormat {
@@ -32,6 +35,7 @@ impl ExportFormat {
         match self {
             Self::Png => "png",
             Self::Nifti => "nifti",
+            Self::Seg => "seg",
         }
     }
 }
@@ -44,8 +48,10 @@ pub struct ExportRequest {
     pub encoding: MaskEncoding,
     /// PNG: skip images nobody has annotated (their state is still "unlabelled").
     pub skip_unlabelled: bool,
-    /// Volumes: export series whose slices are unevenly spaced or tilted.
+    /// NIfTI: export series whose slices are unevenly spaced or tilted.
     pub allow_irregular: bool,
+    /// DICOM SEG: codes, de-identification, UID root.
+    pub seg: SegExportOptions,
     pub folder: PathBuf,
 }
 
@@ -76,6 +82,8 @@ pub struct ExportSummary {
     /// The label files written (PNG masks, volumes), in order.
     pub written: Vec<PathBuf>,
     pub skipped: usize,
+    /// DICOM SEG: series with no labelled pixel (a segmentation needs at least one frame).
+    pub empty_series: usize,
     /// One entry per series or image that could not be written.
     pub failures: Vec<ExportFailure>,
     pub folder: PathBuf,
@@ -94,6 +102,9 @@ impl ExportSummary {
         );
         if self.skipped > 0 {
             line += &format!("; {} unlabelled image(s) skipped", self.skipped);
+        }
+        if self.empty_series > 0 {
+            line += &format!("; {} series without labels not written", self.empty_series);
         }
         if !self.failures.is_empty() {
             line += &format!("; {} failed", self.failures.len());
@@ -124,6 +135,10 @@ pub fn export_labels(
     let mut summary = match request.format {
         ExportFormat::Png => export_png(project, series, items, request, progress)?,
         ExportFormat::Nifti => export_nifti(project, series, items, request, progress),
+        ExportFormat::Seg => {
+            project.save_segment_codings(&request.seg.codes)?;
+            export_seg(project, series, items, request, progress)
+        }
     };
     summary.files = summary.written.len();
     summary.folder = request.folder.clone();
@@ -199,6 +214,37 @@ fn export_nifti(
         });
         match result {
             Ok(path) => summary.written.push(path),
+            Err(error) => summary.failures.push(ExportFailure {
+                series: k + 1,
+                error: Arc::new(error),
+            }),
+        }
+    }
+    progress(series.len(), series.len());
+    summary
+}
+
+fn export_seg(
+    project: &mut Project,
+    series: &[Series],
+    items: &[Vec<ItemId>],
+    request: &ExportRequest,
+    progress: &dyn Fn(usize, usize),
+) -> ExportSummary {
+    let mut summary = ExportSummary::default();
+    let mut names = UniqueNames::default();
+    for (k, s) in series.iter().enumerate() {
+        progress(k, series.len());
+        let result = series_items(items, k, s).and_then(|slices| {
+            let path = names.claim(request.folder.join(format!("{}_seg.dcm", stem(s, k))));
+            project.export_seg(slices, s, &path, &request.seg)
+        });
+        match result {
+            Ok(written) => summary.written.push(written.path),
+            Err(AnnotationError::WriteExport {
+                source: StudyError::SegNothingToWrite { .. },
+                ..
+            }) => summary.empty_series += 1,
             Err(error) => summary.failures.push(ExportFailure {
                 series: k + 1,
                 error: Arc::new(error),
