@@ -45,6 +45,14 @@ impl M2cApp {
         &mut self.export
     }
 
+    pub fn import_dialog(&self) -> &super::import::ImportDialog {
+        &self.import
+    }
+
+    pub fn import_dialog_mut(&mut self) -> &mut super::import::ImportDialog {
+        &mut self.import
+    }
+
     /// Ends a drag in progress and writes whatever the journal could not take yet; called when
     /// the window closes. The project stays open (its lock is released when the app drops).
     pub fn close_project(&mut self) {

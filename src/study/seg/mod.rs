@@ -171,9 +171,9 @@ impl SegFrame {
             return None;
         }
         let mut bits = vec![0u8; len.div_ceil(8)];
-        for (i, _) in mask.iter().enumerate().filter(|(_, v)| **v != 0) {
-            if let Some(byte) = bits.get_mut(i / 8) {
-                *byte |= 1 << (i % 8);
+        for (byte, chunk) in bits.iter_mut().zip(mask.chunks(8)) {
+            for (k, &v) in chunk.iter().enumerate() {
+                *byte |= u8::from(v != 0) << k;
             }
         }
         Some(Self {
@@ -183,6 +183,32 @@ impl SegFrame {
             height,
             bits,
         })
+    }
+
+    /// A frame from bits already packed as [`SegFrame::from_mask`] packs them (the caller
+    /// guarantees `⌈width · height / 8⌉` bytes with no bit set past the last pixel).
+    pub(crate) fn from_packed(
+        segment: u16,
+        slice: usize,
+        width: u32,
+        height: u32,
+        bits: Vec<u8>,
+    ) -> Self {
+        Self {
+            segment,
+            slice,
+            width,
+            height,
+            bits,
+        }
+    }
+
+    /// Sets every pixel that is set in `other` (same size).
+    pub(crate) fn union(&mut self, other: &SegFrame) {
+        self.bits
+            .iter_mut()
+            .zip(&other.bits)
+            .for_each(|(a, b)| *a |= *b);
     }
 
     /// An all-background frame (kept only while reading, never written).
@@ -207,7 +233,12 @@ impl SegFrame {
     /// The mask as 0/1 bytes, row-major.
     pub fn to_mask(&self) -> Vec<u8> {
         let len = self.width as usize * self.height as usize;
-        (0..len).map(|i| u8::from(self.get(i))).collect()
+        let mut out = Vec::with_capacity(self.bits.len() * 8);
+        for &byte in &self.bits {
+            out.extend((0..8).map(|k| (byte >> k) & 1));
+        }
+        out.truncate(len);
+        out
     }
 
     /// Number of pixels inside.

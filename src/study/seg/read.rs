@@ -287,6 +287,19 @@ fn read_masks(
                     found: bytes.len(),
                 });
             }
+            if per.is_multiple_of(8) {
+                // Every frame starts on a byte: take its packed bits as they are.
+                let frame_bytes = per / 8;
+                return Ok((0..n_frames)
+                    .map(|i| {
+                        let bits = bytes
+                            .get(i * frame_bytes..(i + 1) * frame_bytes)
+                            .map_or_else(|| vec![0; frame_bytes], <[u8]>::to_vec);
+                        let segment = frames.get(i).map_or(1, |f| f.segment);
+                        SegFrame::from_packed(segment, 0, columns, rows, bits)
+                    })
+                    .collect());
+            }
             Ok((0..n_frames)
                 .map(|i| {
                     let mask: Vec<u8> = (i * per..(i + 1) * per)
@@ -390,21 +403,18 @@ pub fn match_to_series(seg: &SegFile, series: &Series) -> Result<Vec<MatchedFram
             frames: seg.frames.len(),
         });
     }
-    let mut merged: BTreeMap<(u16, usize), Vec<u8>> = BTreeMap::new();
+    let mut merged: BTreeMap<(u16, usize), SegFrame> = BTreeMap::new();
     for ((info, slice), mask) in seg.frames.iter().zip(&slices).zip(&seg.masks) {
         let Some(slice) = *slice else { continue };
-        let pixels = mask.to_mask();
         match merged.get_mut(&(info.segment, slice)) {
-            Some(existing) => existing.iter_mut().zip(&pixels).for_each(|(a, b)| *a |= *b),
+            Some(existing) => existing.union(mask),
             None => {
-                merged.insert((info.segment, slice), pixels);
+                let mut frame = mask.clone();
+                frame.segment = info.segment;
+                frame.slice = slice;
+                merged.insert((info.segment, slice), frame);
             }
         }
     }
-    Ok(merged
-        .into_iter()
-        .filter_map(|((segment, slice), mask)| {
-            SegFrame::from_mask(segment, slice, series.width, series.height, &mask)
-        })
-        .collect())
+    Ok(merged.into_values().filter(|f| f.count() > 0).collect())
 }
