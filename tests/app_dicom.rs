@@ -207,7 +207,7 @@ fn a_seg_exported_from_the_dialog_comes_back_by_drag_and_drop() {
     assert_eq!(labels_of_first_slice(&mut h), painted);
     assert_eq!(
         h.state().opened(),
-        &[study.clone()],
+        std::slice::from_ref(&study),
         "the SEG did not open as a study"
     );
     let session = h.state().session().unwrap();
