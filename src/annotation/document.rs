@@ -77,6 +77,9 @@ pub struct Provenance {
     #[serde(default)]
     pub checkpoint_hash: Option<String>,
     pub time_unix_ms: u64,
+    /// For imported masks: the file they came from (its name, not its path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl Provenance {
@@ -87,6 +90,15 @@ impl Provenance {
             concept_id: None,
             checkpoint_hash: None,
             time_unix_ms: now_unix_ms(),
+            source: None,
+        }
+    }
+
+    /// Masks imported now from the file `source` (DICOM SEG, NIfTI or PNG).
+    pub fn imported(source: &str) -> Self {
+        Self {
+            source: Some(source.to_owned()),
+            ..Self::manual(Tool::Import)
         }
     }
 
@@ -97,6 +109,7 @@ impl Provenance {
             concept_id,
             checkpoint_hash,
             time_unix_ms: now_unix_ms(),
+            source: None,
         }
     }
 }

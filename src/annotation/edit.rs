@@ -49,6 +49,16 @@ pub enum Edit {
     SetState { item: ItemId, state: ReviewState },
     /// Adds a label class or changes one (name, colour, linked concept).
     SetClass(LabelClass),
+    /// Labels brought in from a file (DICOM SEG, NIfTI, PNG masks), as one step: adds
+    /// `classes`, replaces each listed class mask, and marks each item `Corrected` (labelled
+    /// by a person, so it trains concepts and predictions never overwrite it) with
+    /// `provenance` (tool `Import`) as the mask's creator and latest writer. Each
+    /// `(item, class)` may appear once.
+    ImportMasks {
+        classes: Vec<LabelClass>,
+        masks: Vec<(ItemId, u8, Mask)>,
+        provenance: Provenance,
+    },
 }
 
 /// Computes `edit`'s undo step and applies it to `doc`; `None` when it changes nothing.
@@ -158,6 +168,11 @@ pub(crate) fn apply(doc: &mut Document, edit: Edit) -> Result<Option<Change>> {
             ops
         }
         Edit::SetState { item, state } => state_ops(doc, item, state)?,
+        Edit::ImportMasks {
+            classes,
+            masks,
+            provenance,
+        } => import_ops(doc, classes, masks, &provenance)?,
         Edit::SetClass(class) => {
             if class.value == 0 {
                 return Err(AnnotationError::BackgroundClassValue);
@@ -298,6 +313,54 @@ fn prediction_ops(
         ops.push(provenance_pair(item, class, old, Some(new)));
     }
     ops.extend(state_ops(doc, item, state)?);
+    Ok(ops)
+}
+
+fn import_ops(
+    doc: &mut Document,
+    classes: Vec<LabelClass>,
+    masks: Vec<(ItemId, u8, Mask)>,
+    provenance: &Provenance,
+) -> Result<Vec<(SetOp, SetOp)>> {
+    let mut ops = Vec::new();
+    for class in &classes {
+        if class.value == 0 {
+            return Err(AnnotationError::BackgroundClassValue);
+        }
+        let before = doc.classes.get(&class.value).cloned();
+        if before.as_ref() != Some(class) {
+            ops.push((
+                SetOp::Class {
+                    value: class.value,
+                    class: before,
+                },
+                SetOp::Class {
+                    value: class.value,
+                    class: Some(class.clone()),
+                },
+            ));
+        }
+    }
+    let mut items = std::collections::BTreeSet::new();
+    for (item, class, mask) in masks {
+        check_size(doc, item, &mask)?;
+        if !classes.iter().any(|c| c.value == class) {
+            doc.check_class(class)?;
+        }
+        ops.extend(mask_ops(doc, item, class, |m| {
+            m.combine(&mask, PasteMode::Replace)
+        })?);
+        let old = doc.item(item)?.provenance.get(&class).cloned();
+        let new = MaskProvenance {
+            created: provenance.clone(),
+            modified: provenance.clone(),
+        };
+        ops.push(provenance_pair(item, class, old, Some(new)));
+        items.insert(item);
+    }
+    for item in items {
+        ops.extend(state_ops(doc, item, ReviewState::Corrected)?);
+    }
     Ok(ops)
 }
 

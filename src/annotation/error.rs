@@ -178,6 +178,55 @@ pub enum AnnotationError {
 
     #[error("cannot stack the slices into one volume: none given, or sizes differ ({path:?})")]
     ExportSlicesDiffer { path: PathBuf },
+
+    #[error("failed to create the export folder {path:?}")]
+    CreateExportFolder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("failed to read the segment codes {path:?}")]
+    ReadSegmentCodes {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("failed to write the segment codes {path:?}")]
+    WriteSegmentCodes {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("not a DICOM SEG, a NIfTI label volume or a folder of PNG masks: {path:?}")]
+    UnknownLabelFormat { path: PathBuf },
+
+    #[error("cannot import the labels in {path:?}")]
+    ReadLabels {
+        path: PathBuf,
+        #[source]
+        source: crate::study::StudyError,
+    },
+
+    #[error("cannot import the labels: every class value 1..=255 is taken ({path:?})")]
+    TooManyClasses { path: PathBuf },
+
+    #[error(
+        "no PNG file in the folder is named after an image of the study (expected <image name>.png): {path:?}"
+    )]
+    NoMatchingMasks { path: PathBuf },
+
+    #[error("series {series} is not part of the project (its slices could not be registered)")]
+    SeriesNotInProject { series: usize },
+
+    #[error("cannot place the labels in patient space ({path:?})")]
+    SeriesGeometry {
+        path: PathBuf,
+        #[source]
+        source: crate::study::StudyError,
+    },
 }
 
 pub type Result<T, E = AnnotationError> = std::result::Result<T, E>;

@@ -45,6 +45,14 @@ impl M2cApp {
         &mut self.export
     }
 
+    pub fn import_dialog(&self) -> &super::import::ImportDialog {
+        &self.import
+    }
+
+    pub fn import_dialog_mut(&mut self) -> &mut super::import::ImportDialog {
+        &mut self.import
+    }
+
     /// Ends a drag in progress and writes whatever the journal could not take yet; called when
     /// the window closes. The project stays open (its lock is released when the app drops).
     pub fn close_project(&mut self) {
@@ -66,6 +74,8 @@ impl M2cApp {
             }
         } else if self.export.running {
             ProjectStatus::Exporting
+        } else if self.import.running {
+            ProjectStatus::Importing
         } else if self.project_opening {
             ProjectStatus::Opening
         } else if let Some(e) = &self.project_error {
@@ -84,6 +94,7 @@ impl M2cApp {
         };
         if self.project_opening
             || self.export.running
+            || self.import.running
             || self.session_request == Some(request)
             || self.study.series().is_empty()
         {
@@ -158,6 +169,12 @@ impl M2cApp {
             }
             BackgroundEvent::ExportFolderPicked(folder) => {
                 self.export.folder = folder.display().to_string();
+            }
+            BackgroundEvent::ImportFinished { session, result } => {
+                self.finish_import(*session, result);
+            }
+            BackgroundEvent::ImportPathPicked(path) => {
+                self.import.path = path.display().to_string();
             }
             BackgroundEvent::Environment(_) | BackgroundEvent::PathsPicked(_) => {}
         }

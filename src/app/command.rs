@@ -36,6 +36,11 @@ pub enum AppCommand {
     AddClass,
     PickExportFolder,
     StartExport(ExportRequest),
+    /// Show the file (SEG, NIfTI) or folder (PNG masks) dialog of File → Import labels….
+    PickImportPath {
+        folder: bool,
+    },
+    StartImport(crate::annotation::ImportRequest),
     /// Stop the running search or prediction.
     CancelLearning,
     /// Segment the object inside this box (image pixels: x0, y0, x1, y1).
@@ -93,6 +98,8 @@ impl M2cApp {
             }
             AppCommand::PickExportFolder => self.pick_export_folder(ctx),
             AppCommand::StartExport(request) => self.start_export(ctx, request),
+            AppCommand::PickImportPath { folder } => self.pick_import_path(ctx, folder),
+            AppCommand::StartImport(request) => self.start_import(ctx, request),
             AppCommand::CancelLearning => self.learning.cancel(),
             AppCommand::SegmentBox { box_image } => self.segment_box(box_image),
             AppCommand::ApplySettings(settings) => self.apply_settings(ctx, *settings),
@@ -104,7 +111,8 @@ impl M2cApp {
         match action {
             Action::OpenFolder => self.pick_paths(ctx, true),
             Action::OpenFiles => self.pick_paths(ctx, false),
-            Action::Export => self.export.open = true,
+            Action::Export => self.open_export_dialog(),
+            Action::ImportLabels => self.import.open = true,
             Action::Save => self.save_now(),
             Action::Undo => {
                 self.edit("Undo", Touch::All, Project::undo);
@@ -208,6 +216,8 @@ impl M2cApp {
     pub(super) fn explain_no_session(&mut self) {
         let reason = if self.export.running {
             "Editing is paused while the export runs"
+        } else if self.import.running {
+            "Editing is paused while the import runs"
         } else if self.project_opening {
             "The project is still opening"
         } else {
@@ -311,7 +321,7 @@ impl M2cApp {
     }
 
     fn start_export(&mut self, ctx: &egui::Context, request: ExportRequest) {
-        if self.export.running {
+        if self.export.running || self.import.running {
             return;
         }
         self.end_stroke();

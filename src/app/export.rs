@@ -1,72 +1,22 @@
-//! File → Export…: masks as PNG files (one per image, named after it) or as one NIfTI label
-//! volume per series, written on a helper thread. The session travels to that thread and comes
-//! back with the result, so the UI keeps drawing but cannot edit while an export runs.
+//! File → Export…: the dialog, and the helper thread that runs the export. What is written
+//! where is planned in the annotation layer ([`crate::annotation::export_labels`], shared with
+//! `m2c export-labels`). The session travels to the thread and comes back with the result, so
+//! the UI keeps drawing but cannot edit while an export runs.
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-use crate::annotation::{ItemId, ReviewState};
-use crate::study::{self, MaskEncoding, Series, SeriesKind, StudyError, VolumeGeometry};
+use crate::annotation::{LabelClass, SegExportOptions, SegmentCoding};
+use crate::study::seg::{Code, SegOptions};
+use crate::study::{MaskEncoding, Series};
 
-use super::BackgroundEvent;
+pub use crate::annotation::{ExportFormat, ExportRequest, ExportSummary};
+
 use super::command::AppCommand;
 use super::session::Session;
-
-/// What to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ExportFormat {
-    /// One PNG per image or slice.
-    #[default]
-    Png,
-    /// One `.nii.gz` label volume per series, on the series' patient grid.
-    Nifti,
-}
-
-/// Everything the export thread needs besides the session.
-#[derive(Debug, Clone)]
-pub struct ExportRequest {
-    pub format: ExportFormat,
-    pub encoding: MaskEncoding,
-    /// Skip images nobody has annotated (their state is still "unlabelled").
-    pub skip_unlabelled: bool,
-    /// Export series whose slices are unevenly spaced or tilted (NIfTI).
-    pub allow_irregular: bool,
-    pub folder: PathBuf,
-}
-
-/// What an export wrote.
-#[derive(Debug, Clone, Default)]
-pub struct ExportSummary {
-    pub files: usize,
-    pub skipped: usize,
-    /// One line per series or image that could not be written.
-    pub failures: Vec<String>,
-    pub folder: PathBuf,
-    pub elapsed_secs: f64,
-}
-
-impl ExportSummary {
-    /// One line for the dialog and the toast.
-    pub fn line(&self) -> String {
-        let mut line = format!(
-            "Wrote {} file{} to {} in {:.1} s",
-            self.files,
-            if self.files == 1 { "" } else { "s" },
-            self.folder.display(),
-            self.elapsed_secs
-        );
-        if self.skipped > 0 {
-            line += &format!("; {} unlabelled image(s) skipped", self.skipped);
-        }
-        if !self.failures.is_empty() {
-            line += &format!("; {} failed", self.failures.len());
-        }
-        line
-    }
-}
+use super::{BackgroundEvent, M2cApp};
 
 /// The dialog's own state (kept while it is closed, so it reopens as it was).
 #[derive(Debug, Default)]
@@ -76,6 +26,11 @@ pub struct ExportDialog {
     pub label_values: bool,
     pub skip_unlabelled: bool,
     pub allow_irregular: bool,
+    /// DICOM SEG: copy no patient or study attribute.
+    pub deidentify: bool,
+    /// DICOM SEG: per class value, the category and type codes as `SCHEME:CODE:MEANING`
+    /// text, and the project's saved coding they start from.
+    pub codes: BTreeMap<u8, CodeFields>,
     pub folder: String,
     /// (done, total) while an export runs.
     pub progress: Option<(usize, usize)>,
@@ -83,12 +38,67 @@ pub struct ExportDialog {
     pub result: Option<Result<ExportSummary, String>>,
 }
 
+/// The code fields of one class in the SEG options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CodeFields {
+    pub category: String,
+    pub property_type: String,
+    pub saved: SegmentCoding,
+}
+
+impl CodeFields {
+    fn from_coding(coding: SegmentCoding) -> Self {
+        Self {
+            category: coding.category.to_string(),
+            property_type: coding.property_type.to_string(),
+            saved: coding,
+        }
+    }
+}
+
 impl ExportDialog {
+    /// Fills the SEG code fields from the project's saved codings (Tissue/Tissue by default).
+    pub fn load_codes(&mut self, saved: &BTreeMap<u8, SegmentCoding>, classes: &[LabelClass]) {
+        self.codes = classes
+            .iter()
+            .map(|c| {
+                let coding = saved.get(&c.value).cloned().unwrap_or_default();
+                (c.value, CodeFields::from_coding(coding))
+            })
+            .collect();
+    }
+
+    /// The codings typed in the SEG options, or the first field that is not a code.
+    fn seg_codes(&self) -> Result<BTreeMap<u8, SegmentCoding>, String> {
+        let mut out = BTreeMap::new();
+        for (&value, fields) in &self.codes {
+            let parse = |text: &str, what: &str| {
+                Code::parse(text).ok_or_else(|| {
+                    format!("Label {value}: the {what} must read SCHEME:CODE:MEANING, e.g. SCT:85756007:Tissue")
+                })
+            };
+            let coding = SegmentCoding {
+                category: parse(&fields.category, "category")?,
+                property_type: parse(&fields.property_type, "type")?,
+                imported: fields.saved.imported.clone(),
+            };
+            if coding != fields.saved {
+                out.insert(value, coding);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn request(&self) -> Option<ExportRequest> {
         let folder = self.folder.trim();
         if folder.is_empty() {
             return None;
         }
+        let codes = if self.format == ExportFormat::Seg {
+            self.seg_codes().ok()?
+        } else {
+            BTreeMap::new()
+        };
         Some(ExportRequest {
             format: self.format,
             encoding: if self.label_values {
@@ -98,15 +108,24 @@ impl ExportDialog {
             },
             skip_unlabelled: self.skip_unlabelled,
             allow_irregular: self.allow_irregular,
+            seg: SegExportOptions {
+                object: SegOptions {
+                    deidentify: self.deidentify,
+                    ..SegOptions::default()
+                },
+                codes,
+            },
             folder: PathBuf::from(folder),
         })
     }
 
-    /// The dialog window. `can_export` is false while no project is open.
+    /// The dialog window. `can_export` is false while no project is open; `classes` are the
+    /// project's, for the SEG codes.
     pub fn export_dialog_ui(
         &mut self,
         ctx: &egui::Context,
         can_export: bool,
+        classes: &[LabelClass],
         commands: &mut Vec<AppCommand>,
     ) {
         let mut open = self.open;
@@ -114,11 +133,50 @@ impl ExportDialog {
             .open(&mut open)
             .collapsible(false)
             .resizable(false)
-            .show(ctx, |ui| self.body_ui(ui, can_export, commands));
+            .show(ctx, |ui| self.body_ui(ui, can_export, classes, commands));
         self.open = open;
     }
 
-    fn body_ui(&mut self, ui: &mut egui::Ui, can_export: bool, commands: &mut Vec<AppCommand>) {
+    fn seg_options_ui(&mut self, ui: &mut egui::Ui, classes: &[LabelClass]) {
+        ui.checkbox(
+            &mut self.deidentify,
+            "De-identify (no patient or study attributes; UIDs kept)",
+        );
+        egui::CollapsingHeader::new("Segment codes (category / type)").show(ui, |ui| {
+            egui::Grid::new("m2c seg codes")
+                .num_columns(3)
+                .show(ui, |ui| {
+                    for class in classes {
+                        let fields = self
+                            .codes
+                            .entry(class.value)
+                            .or_insert_with(|| CodeFields::from_coding(SegmentCoding::default()));
+                        ui.label(&class.name);
+                        ui.add(
+                            egui::TextEdit::singleline(&mut fields.category).desired_width(180.0),
+                        )
+                        .on_hover_text("Segmented property category, SCHEME:CODE:MEANING");
+                        ui.add(
+                            egui::TextEdit::singleline(&mut fields.property_type)
+                                .desired_width(180.0),
+                        )
+                        .on_hover_text("Segmented property type, e.g. SCT:10200004:Liver");
+                        ui.end_row();
+                    }
+                });
+        });
+        if let Err(e) = self.seg_codes() {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+    }
+
+    fn body_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        can_export: bool,
+        classes: &[LabelClass],
+        commands: &mut Vec<AppCommand>,
+    ) {
         ui.add_enabled_ui(!self.running, |ui| {
             ui.horizontal(|ui| {
                 ui.radio_value(
@@ -130,6 +188,11 @@ impl ExportDialog {
                     &mut self.format,
                     ExportFormat::Nifti,
                     "NIfTI (one volume per series)",
+                );
+                ui.radio_value(
+                    &mut self.format,
+                    ExportFormat::Seg,
+                    "DICOM SEG (one per DICOM series)",
                 );
             });
             match self.format {
@@ -143,6 +206,7 @@ impl ExportDialog {
                         "Allow uneven slice spacing or tilt",
                     );
                 }
+                ExportFormat::Seg => self.seg_options_ui(ui, classes),
             }
             ui.horizontal(|ui| {
                 let label = ui.label("Destination folder");
@@ -185,13 +249,29 @@ impl ExportDialog {
             Some(Ok(summary)) => {
                 ui.label(summary.line());
                 for failure in &summary.failures {
-                    ui.colored_label(ui.visuals().warn_fg_color, failure.as_str());
+                    ui.colored_label(ui.visuals().warn_fg_color, failure.to_string());
                 }
             }
             Some(Err(e)) => {
                 ui.colored_label(ui.visuals().error_fg_color, e.as_str());
             }
             None => {}
+        }
+    }
+}
+
+impl M2cApp {
+    /// Opens the dialog with the SEG codes the project has saved.
+    pub(super) fn open_export_dialog(&mut self) {
+        self.export.open = true;
+        if let Some(session) = &self.session {
+            let classes = session.classes();
+            match session.project.segment_codings() {
+                Ok(saved) => self.export.load_codes(&saved, &classes),
+                Err(e) => self
+                    .toasts
+                    .warn(format!("The saved segment codes could not be read: {e}")),
+            }
         }
     }
 }
@@ -242,147 +322,23 @@ fn export(
     request: &ExportRequest,
     progress: &dyn Fn(usize, usize),
 ) -> Result<ExportSummary, String> {
-    let start = Instant::now();
-    std::fs::create_dir_all(&request.folder).map_err(|e| {
-        format!(
-            "Could not create the destination folder ({e}): {}",
-            request.folder.display()
-        )
-    })?;
-    let mut summary = match request.format {
-        ExportFormat::Png => export_png(session, series, request, progress)?,
-        ExportFormat::Nifti => export_nifti(session, series, request, progress),
-    };
-    summary.folder = request.folder.clone();
-    summary.elapsed_secs = start.elapsed().as_secs_f64();
-    Ok(summary)
+    crate::annotation::export_labels(
+        &mut session.project,
+        series,
+        &session.items,
+        request,
+        progress,
+    )
+    .map_err(|e| format!("Export failed: {}", error_chain(&e)))
 }
 
-fn export_png(
-    session: &mut Session,
-    series: &[Series],
-    request: &ExportRequest,
-    progress: &dyn Fn(usize, usize),
-) -> Result<ExportSummary, String> {
-    let mut summary = ExportSummary::default();
-    let mut names = UniqueNames::default();
-    let mut targets: Vec<(ItemId, PathBuf)> = Vec::new();
-    for (k, s) in series.iter().enumerate() {
-        for (i, frame) in s.frames.iter().enumerate() {
-            let Some(item) = session.item_at(k, i) else {
-                continue;
-            };
-            let unlabelled = session
-                .project
-                .item(item)
-                .is_none_or(|it| it.state() == ReviewState::Unlabelled);
-            if request.skip_unlabelled && unlabelled {
-                summary.skipped += 1;
-                continue;
-            }
-            let multi_frame = s.frames.iter().filter(|f| f.path == frame.path).count() > 1;
-            let path = study::mask_path_for(
-                &frame.path,
-                multi_frame.then_some(frame.frame),
-                &request.folder,
-            );
-            targets.push((item, names.claim(path)));
-        }
+/// `error: cause: cause` on one line.
+pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text += &format!(": {cause}");
+        source = cause.source();
     }
-    progress(0, targets.len());
-    let sidecar = request.folder.join("m2c_masks.json");
-    session
-        .project
-        .export_png(&targets, request.encoding, &sidecar)
-        .map_err(|e| format!("Export failed: {e}"))?;
-    progress(targets.len(), targets.len());
-    summary.files = targets.len();
-    Ok(summary)
-}
-
-fn export_nifti(
-    session: &mut Session,
-    series: &[Series],
-    request: &ExportRequest,
-    progress: &dyn Fn(usize, usize),
-) -> ExportSummary {
-    let mut summary = ExportSummary::default();
-    let mut names = UniqueNames::default();
-    for (k, s) in series.iter().enumerate() {
-        progress(k, series.len());
-        let Some(items) = session.items.get(k).filter(|v| v.len() == s.len()).cloned() else {
-            summary
-                .failures
-                .push(format!("Series {}: not part of the project", k + 1));
-            continue;
-        };
-        let geometry = match s.export_geometry(request.allow_irregular) {
-            Ok(g) => g.clone(),
-            Err(StudyError::NoGeometry { .. })
-                if s.kind == SeriesKind::Raster || s.geometry.is_none() =>
-            {
-                VolumeGeometry::unit_grid([s.width as usize, s.height as usize, s.len()])
-            }
-            Err(e) => {
-                summary.failures.push(format!("Series {}: {e}", k + 1));
-                continue;
-            }
-        };
-        let stem = s.first_path().and_then(Path::file_stem).map_or_else(
-            || format!("series{}", k + 1),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        let path = names.claim(request.folder.join(format!("{stem}_labels.nii.gz")));
-        let provenance = study::Provenance::for_series(s, false);
-        match session
-            .project
-            .export_nifti(&items, &geometry, &path, provenance)
-        {
-            Ok(()) => summary.files += 1,
-            Err(e) => summary.failures.push(format!("Series {}: {e}", k + 1)),
-        }
-    }
-    progress(series.len(), series.len());
-    summary
-}
-
-/// Output paths already handed out: a second `a.png` becomes `a_2.png`.
-#[derive(Debug, Default)]
-struct UniqueNames {
-    taken: HashSet<PathBuf>,
-}
-
-impl UniqueNames {
-    fn claim(&mut self, path: PathBuf) -> PathBuf {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let (stem, ext) = match name.find('.') {
-            Some(dot) => (name[..dot].to_owned(), name[dot..].to_owned()),
-            None => (name.clone(), String::new()),
-        };
-        let mut candidate = path.clone();
-        let mut n = 2;
-        while self.taken.contains(&candidate) {
-            candidate = path.with_file_name(format!("{stem}_{n}{ext}"));
-            n += 1;
-        }
-        self.taken.insert(candidate.clone());
-        candidate
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repeated_names_get_a_number_before_the_extension() {
-        let mut names = UniqueNames::default();
-        let p = PathBuf::from("/out/img.nii.gz");
-        assert_eq!(names.claim(p.clone()), p);
-        assert_eq!(names.claim(p.clone()), PathBuf::from("/out/img_2.nii.gz"));
-        assert_eq!(names.claim(p), PathBuf::from("/out/img_3.nii.gz"));
-    }
+    text
 }

@@ -18,6 +18,8 @@ pub enum Action {
     OpenFolder,
     OpenFiles,
     Export,
+    /// Bring in labels made elsewhere (DICOM SEG, NIfTI, PNG masks).
+    ImportLabels,
     Save,
     Undo,
     Redo,
@@ -77,10 +79,11 @@ const LABEL_KEY_LIST: [Key; LABEL_KEYS] = [
 
 impl Action {
     /// Every action, in menu order.
-    pub const ALL: [Action; 43] = [
+    pub const ALL: [Action; 44] = [
         Action::OpenFolder,
         Action::OpenFiles,
         Action::Export,
+        Action::ImportLabels,
         Action::Save,
         Action::Undo,
         Action::Redo,
@@ -133,6 +136,7 @@ impl Action {
             Action::OpenFolder => "Open folder…",
             Action::OpenFiles => "Open files…",
             Action::Export => "Export…",
+            Action::ImportLabels => "Import labels…",
             Action::Save => "Save now",
             Action::Undo => "Undo",
             Action::Redo => "Redo",
@@ -173,7 +177,14 @@ impl Action {
                 "Open a study folder: a DICOM series or a folder of PNG/JPEG images"
             }
             Action::OpenFiles => "Open DICOM or image files",
-            Action::Export => "Write the masks as PNG files or as one NIfTI volume per series",
+            Action::Export => {
+                "Write the masks as PNG files, one NIfTI volume per series or one DICOM SEG per \
+                 series"
+            }
+            Action::ImportLabels => {
+                "Bring in labels made elsewhere: a DICOM SEG or NIfTI label volume of this study, \
+                 or a folder of PNG masks named after the images"
+            }
             Action::Save => "Every stroke is saved as you draw; this retries a save that failed",
             Action::Undo => "Undo the last stroke or edit",
             Action::Redo => "Redo what was undone",
@@ -231,6 +242,7 @@ impl Action {
                 Key::O,
             )],
             Action::Export => vec![command(Key::E)],
+            Action::ImportLabels => vec![command(Key::I)],
             Action::Save => vec![command(Key::S)],
             Action::Undo => vec![command(Key::Z)],
             Action::Redo => vec![

@@ -45,6 +45,7 @@ pub enum ProjectStatus {
     None,
     Opening,
     Exporting,
+    Importing,
     Ready {
         /// Every edit is on disk.
         saved: bool,
@@ -60,6 +61,7 @@ impl ProjectStatus {
             ProjectStatus::None => None,
             ProjectStatus::Opening => Some(("Opening project…".to_owned(), true)),
             ProjectStatus::Exporting => Some(("Exporting…".to_owned(), true)),
+            ProjectStatus::Importing => Some(("Importing labels…".to_owned(), true)),
             ProjectStatus::Ready { saved: true, .. } => {
                 Some(("All changes saved".to_owned(), true))
             }
@@ -218,6 +220,9 @@ fn project_ui(ui: &mut egui::Ui, status: &ProjectStatus) {
         }
         ProjectStatus::Exporting => {
             ui.label("Exporting: editing resumes when it is done");
+        }
+        ProjectStatus::Importing => {
+            ui.label("Importing labels: editing resumes when it is done");
         }
         ProjectStatus::Ready { saved, root } => {
             let name = root

@@ -9,6 +9,7 @@ pub mod command;
 pub mod error;
 pub mod export;
 pub mod heatmap;
+pub mod import;
 pub mod keymap;
 pub mod labels_panel;
 pub mod learning;
@@ -33,6 +34,7 @@ use crate::engine::{
 };
 use command::AppCommand;
 use export::{ExportDialog, ExportSummary};
+use import::ImportDialog;
 use labels_panel::{ClassEditor, OverlaySettings};
 use session::{OpenReport, Session};
 use settings::SettingsDialog;
@@ -111,6 +113,12 @@ enum BackgroundEvent {
         result: Result<ExportSummary, String>,
     },
     ExportFolderPicked(PathBuf),
+    /// The import ended; the session comes back.
+    ImportFinished {
+        session: Box<Session>,
+        result: Result<crate::annotation::ImportSummary, String>,
+    },
+    ImportPathPicked(PathBuf),
 }
 
 /// What the status panel shows about the compute device and the model.
@@ -163,6 +171,7 @@ pub struct M2cApp {
     class_editor: ClassEditor,
     toasts: Toasts,
     export: ExportDialog,
+    import: ImportDialog,
     /// The overlay of the slice on screen when an export took the session, so the masks stay
     /// visible meanwhile.
     last_overlay: Option<((usize, usize), overlay::LabelOverlay)>,
@@ -207,6 +216,7 @@ impl M2cApp {
             class_editor: ClassEditor::default(),
             toasts: Toasts::default(),
             export: ExportDialog::default(),
+            import: ImportDialog::default(),
             last_overlay: None,
             last_overlay_error: None,
             last_flush_retry: 0.0,
@@ -364,7 +374,7 @@ impl M2cApp {
                 .collect()
         });
         if !dropped.is_empty() {
-            self.open_paths(ctx, dropped);
+            self.drop_files(ctx, dropped);
         }
         // Typing a label name must not switch tools or images.
         if ctx.egui_wants_keyboard_input() {
@@ -418,8 +428,18 @@ impl M2cApp {
         }
         if self.export.open {
             let can_export = self.session.is_some();
-            self.export
-                .export_dialog_ui(&ctx, can_export, &mut commands);
+            let classes = self.session.as_ref().map(Session::classes);
+            self.export.export_dialog_ui(
+                &ctx,
+                can_export,
+                classes.as_deref().unwrap_or(&[]),
+                &mut commands,
+            );
+        }
+        if self.import.open {
+            let classes = self.session.as_ref().map(Session::classes);
+            self.import
+                .import_dialog_ui(&ctx, classes.as_deref().unwrap_or(&[]), &mut commands);
         }
         self.toasts.toasts_ui(&ctx);
         for action in actions {
@@ -443,7 +463,7 @@ impl M2cApp {
 
     /// Opens studies: the new paths join those already open and the whole set is discovered
     /// again in the background.
-    fn open_paths(&mut self, ctx: &egui::Context, paths: Vec<PathBuf>) {
+    pub(super) fn open_paths(&mut self, ctx: &egui::Context, paths: Vec<PathBuf>) {
         let mut added = false;
         for path in paths {
             if !self.opened.contains(&path) {

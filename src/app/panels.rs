@@ -41,6 +41,7 @@ pub fn menu_bar_ui(
                 });
                 ui.separator();
                 action_button_ui(ui, Action::Export, actions);
+                action_button_ui(ui, Action::ImportLabels, actions);
                 action_button_ui(ui, Action::Save, actions);
                 ui.separator();
                 action_button_ui(ui, Action::Quit, actions);

@@ -6,6 +6,7 @@ mod annotate;
 mod bench;
 mod doctor;
 mod eval;
+mod labels;
 mod loop_cmd;
 mod model;
 mod parity;
@@ -52,6 +53,12 @@ pub enum Command {
     Info(study::InfoArgs),
     /// Convert a series to a NIfTI image volume with the source geometry.
     Export(study::ExportArgs),
+    /// Write a study's labels (from the project the window uses) as PNG masks, NIfTI label
+    /// volumes or DICOM Segmentation objects, as File → Export… does.
+    ExportLabels(labels::ExportLabelsArgs),
+    /// Bring labels someone already made (DICOM SEG, NIfTI label volume, folder of PNG masks)
+    /// into the project the window uses for a study, as File → Import labels… does.
+    ImportLabels(labels::ImportLabelsArgs),
     /// Dice and IoU of predicted masks against ground truth, per image and on average.
     Eval(eval::EvalArgs),
     /// Compare the SAM3 implementation with HF reference fixtures, tensor by tensor, on the
@@ -83,6 +90,8 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
         Command::Doctor(args) => doctor::run(cli, args),
         Command::Info(args) => study::info(args).map(|()| 0),
         Command::Export(args) => study::export(args).map(|()| 0),
+        Command::ExportLabels(args) => labels::export(args),
+        Command::ImportLabels(args) => labels::import(args),
         Command::Eval(args) => eval::run(args),
         Command::Parity(args) => parity::run(cli, args),
         Command::Segment(args) => segment::run(cli, args),

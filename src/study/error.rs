@@ -164,6 +164,63 @@ pub enum StudyError {
         #[source]
         source: image::ImageError,
     },
+    /// A DICOM Segmentation needs a DICOM series (not raster images).
+    #[error("a DICOM segmentation can only be made for a DICOM series: {}", path.display())]
+    SegNeedsDicom { path: PathBuf },
+    /// A DICOM Segmentation needs the position and orientation of every labelled slice.
+    #[error(
+        "a DICOM segmentation needs the slices' position, orientation, pixel spacing and frame \
+         of reference, which this series lacks: {}",
+        path.display()
+    )]
+    SegNeedsGeometry { path: PathBuf },
+    /// Nothing is labelled: a segmentation without frames is not written.
+    #[error("no labelled pixels to write: {}", path.display())]
+    SegNothingToWrite { path: PathBuf },
+    /// The segments or frames given to the writer do not fit together or the series.
+    #[error("cannot write the segmentation ({reason}): {}", path.display())]
+    SegInvalidInput { path: PathBuf, reason: String },
+    /// The DICOM object could not be encoded.
+    #[error("could not encode the DICOM object: {}", path.display())]
+    EncodeDicom {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The file is DICOM but not a Segmentation object.
+    #[error("not a DICOM segmentation ({reason}): {}", path.display())]
+    NotASegmentation { path: PathBuf, reason: String },
+    /// None of the segmentation's frames refers to a slice of the open series.
+    #[error(
+        "the segmentation was made on another series: none of its {frames} frame(s) refers to \
+         an image of the open series: {}",
+        path.display()
+    )]
+    SegOtherSeries { path: PathBuf, frames: usize },
+    /// Some frames of the segmentation refer to images outside the open series.
+    #[error(
+        "{unmatched} of the segmentation's {frames} frame(s) refer to images outside the open \
+         series: {}",
+        path.display()
+    )]
+    SegFramesUnmatched {
+        path: PathBuf,
+        unmatched: usize,
+        frames: usize,
+    },
+    /// A NIfTI file could not be read.
+    #[error("could not read the NIfTI file: {}", path.display())]
+    ReadNifti {
+        path: PathBuf,
+        #[source]
+        source: Box<nifti::NiftiError>,
+    },
+    /// A label volume is not on the series' grid; it is refused rather than resampled.
+    #[error("the label volume is not on the series' grid ({reason}); it is not resampled: {}", path.display())]
+    GridMismatch { path: PathBuf, reason: String },
+    /// A label image holds values that are not label numbers.
+    #[error("invalid label values ({reason}): {}", path.display())]
+    InvalidLabels { path: PathBuf, reason: String },
     /// Serialising the label sidecar failed.
     #[error("could not write label sidecar: {}", path.display())]
     WriteSidecar {
@@ -199,7 +256,18 @@ impl StudyError {
             | Self::ShapeMismatch { path, .. }
             | Self::WriteFile { path, .. }
             | Self::EncodePng { path, .. }
-            | Self::WriteSidecar { path, .. } => path,
+            | Self::WriteSidecar { path, .. }
+            | Self::SegNeedsDicom { path }
+            | Self::SegNeedsGeometry { path }
+            | Self::SegNothingToWrite { path }
+            | Self::SegInvalidInput { path, .. }
+            | Self::EncodeDicom { path, .. }
+            | Self::NotASegmentation { path, .. }
+            | Self::SegOtherSeries { path, .. }
+            | Self::SegFramesUnmatched { path, .. }
+            | Self::ReadNifti { path, .. }
+            | Self::GridMismatch { path, .. }
+            | Self::InvalidLabels { path, .. } => path,
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod geometry;
 pub mod mask_png;
 pub mod nifti;
 mod raster;
+pub mod seg;
 mod volume;
 pub mod window;
 

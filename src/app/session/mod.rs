@@ -13,19 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::annotation::{AnnotationError, ItemId, LabelClass, Project};
 
+pub use crate::annotation::{CLASS_COLOURS, default_class};
 pub use open::{OpenReport, fallback_dir, item_key, open_session, user_data_dir};
-
-/// sRGB colours for new label classes (Okabe–Ito: told apart with colour-blindness too).
-pub const CLASS_COLOURS: [[u8; 3]; 8] = [
-    [230, 159, 0],
-    [86, 180, 233],
-    [0, 158, 115],
-    [240, 228, 66],
-    [0, 114, 178],
-    [213, 94, 0],
-    [204, 121, 167],
-    [153, 153, 153],
-];
 
 /// Generation numbers of overlay label maps: unique in the process, so the GPU copy (keyed by
 /// size and generation) is refreshed for every rebuilt map, whatever item or project it is of.
@@ -169,20 +158,6 @@ impl Session {
     pub fn next_class(&self) -> Option<LabelClass> {
         let value = (1..=u8::MAX).find(|v| self.project.class(*v).is_none())?;
         Some(default_class(value))
-    }
-}
-
-/// "Label n" with the n-th colour.
-pub fn default_class(value: u8) -> LabelClass {
-    let colour = CLASS_COLOURS
-        .get(usize::from(value.saturating_sub(1)) % CLASS_COLOURS.len())
-        .copied()
-        .unwrap_or([255, 0, 0]);
-    LabelClass {
-        value,
-        name: format!("Label {value}"),
-        colour,
-        concept: None,
     }
 }
 

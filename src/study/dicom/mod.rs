@@ -45,14 +45,7 @@ pub(crate) struct DicomHeader {
 
 /// Reads the header of a DICOM file up to (not including) Pixel Data.
 pub(crate) fn read_header(path: &Path) -> Result<DicomHeader> {
-    guard::check(path, Extent::UntilPixelData)?;
-    let obj = OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
-        .open_file(path)
-        .map_err(|source| StudyError::ParseDicom {
-            path: path.to_path_buf(),
-            source: Box::new(source),
-        })?;
+    let obj = open_header(path)?;
     let transfer_syntax_uid = trim(obj.meta().transfer_syntax());
     let rows = uint(&obj, tags::ROWS);
     let columns = uint(&obj, tags::COLUMNS);
@@ -101,9 +94,30 @@ pub(crate) fn read_header(path: &Path) -> Result<DicomHeader> {
     })
 }
 
+/// Parses a DICOM file up to (not including) Pixel Data, after the declared-length guard.
+pub(crate) fn open_header(path: &Path) -> Result<dicom_object::DefaultDicomObject> {
+    guard::check(path, Extent::UntilPixelData)?;
+    OpenFileOptions::new()
+        .read_until(tags::PIXEL_DATA)
+        .open_file(path)
+        .map_err(|source| StudyError::ParseDicom {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })
+}
+
+/// Parses a whole DICOM file, after the declared-length guard.
+pub(crate) fn open_whole(path: &Path) -> Result<dicom_object::DefaultDicomObject> {
+    guard::check(path, Extent::Whole)?;
+    dicom_object::open_file(path).map_err(|source| StudyError::ParseDicom {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    })
+}
+
 /// Position and orientation of `frame`: top level for classic objects, functional groups
 /// (per-frame first, then shared) for Enhanced objects.
-fn frame_placement(obj: &InMemDicomObject, frame: u32) -> Option<SlicePlacement> {
+pub(crate) fn frame_placement(obj: &InMemDicomObject, frame: u32) -> Option<SlicePlacement> {
     let pos_src = functional(
         obj,
         frame,
@@ -123,7 +137,7 @@ fn frame_placement(obj: &InMemDicomObject, frame: u32) -> Option<SlicePlacement>
     SlicePlacement::new(position, orientation)
 }
 
-fn pixel_spacing(obj: &InMemDicomObject) -> Option<[f64; 2]> {
+pub(crate) fn pixel_spacing(obj: &InMemDicomObject) -> Option<[f64; 2]> {
     let src = functional(obj, 0, tags::PIXEL_MEASURES_SEQUENCE, tags::PIXEL_SPACING)?;
     let v = floats(src, tags::PIXEL_SPACING)?;
     let spacing: [f64; 2] = v.get(..2)?.try_into().ok()?;
@@ -136,7 +150,7 @@ fn pixel_spacing(obj: &InMemDicomObject) -> Option<[f64; 2]> {
 /// The data set holding `attr` for `frame`: the object itself when it has `attr` at top
 /// level, else the first item of `group_seq` in the frame's per-frame functional group, else
 /// in the shared functional group.
-fn functional(
+pub(crate) fn functional(
     obj: &InMemDicomObject,
     frame: u32,
     group_seq: Tag,

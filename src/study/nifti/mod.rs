@@ -11,6 +11,7 @@
 //! these files back in the tests.
 
 mod header;
+mod read;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 
 use self::header::{DataType, Intent, header_bytes};
+pub use self::read::{GRID_TOLERANCE_MM, read_label_volume, read_sidecar};
 
 use crate::study::mask_png::temp_path;
 use crate::study::{ImageVolume, LabelVolume, Result, Series, StudyError, VolumeGeometry};
@@ -208,7 +210,7 @@ fn write_nifti(path: &Path, header: &[u8], data: &[u8]) -> Result<()> {
 }
 
 /// Writes to `<path>.tmp`, then renames.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temp_path(path);
     let err = |source| StudyError::WriteFile {
         path: path.to_path_buf(),

@@ -6,6 +6,9 @@
 //! (`x.json` beside `x.nii.gz`), so one file describes the labels. For PNG folders it is one
 //! JSON file listing every mask written.
 
+pub(crate) mod plan;
+pub(crate) mod seg;
+
 use std::path::{Path, PathBuf};
 
 use super::document::{ItemId, LabelClass, MaskProvenance, ReviewState, now_unix_ms};
