@@ -751,4 +751,41 @@ mod tests {
         );
         assert_eq!(describe_holder(""), "another process");
     }
+
+    #[test]
+    fn a_grown_journal_is_compacted_in_the_background_and_adopted() {
+        use crate::annotation::history::Brush;
+        let dir = tempfile::tempdir().unwrap();
+        let options = ProjectOptions {
+            compact_after_journal_bytes: 2_000,
+            ..ProjectOptions::default()
+        };
+        let mut p = Project::create(dir.path(), None, options).unwrap();
+        p.set_class(LabelClass {
+            value: 1,
+            name: "a".into(),
+            colour: [1, 2, 3],
+            concept: None,
+        })
+        .unwrap();
+        let item = p.add_item("x", 512, 512).unwrap();
+        let brush = Brush {
+            radius_px: 4.0,
+            erase: false,
+        };
+        let mut started = 0;
+        for i in 0..60 {
+            let x = 4.0 + 8.0 * i as f32;
+            p.begin_stroke(item, 1, brush).unwrap();
+            p.stroke_to([x, 4.0]).unwrap();
+            p.stroke_to([x, 500.0]).unwrap();
+            p.end_stroke().unwrap();
+            started += usize::from(p.is_compacting());
+        }
+        assert!(started > 0, "no compaction started");
+        p.wait_for_compaction().unwrap().unwrap();
+        assert!(p.generation() > 0);
+        assert!(!p.is_compacting());
+        assert!(p.is_saved());
+    }
 }
