@@ -11,4 +11,5 @@ pub mod cli;
 pub mod concept;
 pub mod engine;
 pub mod model;
+pub mod parity;
 pub mod study;

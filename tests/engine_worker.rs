@@ -20,6 +20,7 @@ use m2c::engine::settings::Precision;
 use m2c::engine::worker::{
     Engine, Event, ImageInput, ImageSource, JobId, Request, Stage, TrainingSample,
 };
+use m2c::engine::{Failure, Task};
 
 const WAIT: Duration = Duration::from_secs(300);
 
@@ -277,7 +278,7 @@ fn failures_are_reported_and_the_engine_keeps_serving() {
     });
     let events = drain(&mut engine, job);
     assert!(
-        matches!(&events[..], [Event::Failed { message, .. }] if message.contains("no SAM3 model is loaded")),
+        matches!(&events[..], [Event::Failed { error, .. }] if error.message().contains("no SAM3 model is loaded")),
         "{events:?}"
     );
     let garbage = tmp.path().join("model.safetensors");
@@ -290,7 +291,7 @@ fn failures_are_reported_and_the_engine_keeps_serving() {
     });
     let events = drain(&mut engine, job);
     assert!(
-        matches!(&events[..], [Event::Failed { message, .. }] if message.contains("not a valid safetensors checkpoint")),
+        matches!(&events[..], [Event::Failed { error, .. }] if error.message().contains("not a valid safetensors checkpoint")),
         "{events:?}"
     );
     assert!(engine.is_running());
@@ -308,7 +309,7 @@ fn failures_are_reported_and_the_engine_keeps_serving() {
     });
     let events = drain(&mut engine, job);
     assert!(
-        matches!(events.last(), Some(Event::Failed { message, .. }) if message.contains("invalid training masks")),
+        matches!(events.last(), Some(Event::Failed { error, .. }) if error.message().contains("invalid training masks")),
         "{events:?}"
     );
 }
@@ -362,7 +363,8 @@ fn study_slices_are_decoded_on_the_engine_thread() {
             .any(|e| matches!(e, Event::Learned { losses, .. } if losses.len() == 2)),
         "{events:?}"
     );
-    // a slice that does not exist fails with the study's message
+    // a slice that does not exist fails with the study's message, naming the job, what it
+    // was doing and the image
     let job = engine.submit(Request::Learn {
         spec: spec(1),
         training: vec![TrainingSample {
@@ -380,9 +382,17 @@ fn study_slices_are_decoded_on_the_engine_thread() {
     });
     let events = drain(&mut engine, job);
     assert!(
-        matches!(events.last(), Some(Event::Failed { message, .. }) if message.contains("frame")),
+        matches!(events.last(), Some(Event::Failed { error, .. }) if error.message().contains("frame")),
         "{events:?}"
     );
+    let Some(Event::Failed { error, .. }) = events.last() else {
+        unreachable!()
+    };
+    assert_eq!(error.job(), Some(job));
+    assert_eq!(error.task(), Some(Task::Learn));
+    assert_eq!(error.image(), Some("gone"));
+    assert_eq!(error.failure(), Failure::Other);
+    assert!(error.remedies().is_empty(), "{error:?}");
 }
 
 /// A box on an image: the interactive head when the checkpoint has it, else the detector.

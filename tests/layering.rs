@@ -1,8 +1,10 @@
 //! Guard rail: modules may only depend in the direction of `shared/design/style.md` §2
 //! (`app → engine → concept → model`, `app → annotation → study`, `engine → study`,
-//! `cli → engine, concept, annotation, study`; `study` uses nothing of ours), egui/eframe/rfd appear
-//! only under `app/`, burn never reaches `app/`, `study/` or `annotation/`, and only
-//! `engine/device.rs` names a concrete burn backend.
+//! `cli → engine, concept, annotation, study`, `parity → model` (the fixture comparisons of the
+//! tests and `m2c parity`, kept out of the pure model); `study` uses nothing of ours),
+//! egui/eframe/rfd appear only under `app/`, burn never reaches `app/`, `study/` or
+//! `annotation/`, only `engine/device.rs` names a concrete burn backend, and the app uses only
+//! the engine's façade (what `engine/mod.rs` re-exports), never its submodules.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,9 +16,10 @@ use std::path::{Path, PathBuf};
 /// Our top-level modules, and which others each may use.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("app", &["engine", "annotation", "study"]),
-    ("engine", &["concept", "model", "study"]),
+    ("engine", &["concept", "model", "parity", "study"]),
     ("concept", &["model"]),
     ("model", &[]),
+    ("parity", &["model"]),
     ("annotation", &["study"]),
     ("study", &[]),
     ("cli", &["engine", "concept", "annotation", "study"]),
@@ -31,6 +34,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "annotation",
             "study",
             "model",
+            "parity",
         ],
     ),
 ];
@@ -106,6 +110,34 @@ fn crate_refs(line: &str) -> Vec<String> {
     out
 }
 
+/// Submodules of `engine` that `line` reaches into (`crate::engine::worker::Event`, or
+/// `crate::engine::{worker::Event, …}`), where the app must use the façade `engine/mod.rs`
+/// re-exports.
+fn engine_submodule_refs(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, _) in line.match_indices("crate::engine::") {
+        let rest = &line[i + "crate::engine::".len()..];
+        let items: Vec<&str> = match rest.strip_prefix('{') {
+            Some(group) => group[..group.find('}').unwrap_or(group.len())]
+                .split(',')
+                .collect(),
+            None => vec![rest],
+        };
+        for item in items {
+            let item = item.trim();
+            let name: String = item
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            let is_module = name.chars().next().is_some_and(|c| c.is_ascii_lowercase());
+            if is_module && item[name.len()..].starts_with("::") {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
 fn mentions_crate(line: &str, krate: &str) -> bool {
     line.match_indices(krate).any(|(i, _)| {
         let before_ok = i == 0
@@ -136,6 +168,13 @@ fn violations(rel: &Path, source: &str) -> Vec<String> {
             let ours = ALLOWED.iter().any(|(m, _)| *m == target);
             if ours && target != module && !allowed.contains(&target.as_str()) {
                 found.push(format!("{at}: {module} must not use crate::{target}"));
+            }
+        }
+        if module == "app" {
+            for sub in engine_submodule_refs(line) {
+                found.push(format!(
+                    "{at}: app reaches into crate::engine::{sub}; use what engine/mod.rs re-exports"
+                ));
             }
         }
         if module != "app" {
@@ -181,7 +220,7 @@ fn the_checker_catches_each_kind_of_violation() {
     let cases: &[(&str, &str, &str)] = &[
         (
             "study/dicom.rs",
-            "use crate::engine::device;",
+            "use crate::engine::Engine;",
             "must not use crate::engine",
         ),
         (
@@ -209,6 +248,16 @@ fn the_checker_catches_each_kind_of_violation() {
             "let d = burn::backend::Wgpu::default();",
             "names a backend",
         ),
+        (
+            "app/learning.rs",
+            "use crate::engine::worker::Event;",
+            "reaches into crate::engine::worker",
+        ),
+        (
+            "app/mod.rs",
+            "use crate::engine::{Engine, device::DevicePlan};",
+            "reaches into crate::engine::device",
+        ),
     ];
     for (path, line, expected) in cases {
         let v = violations(Path::new(path), line);
@@ -218,7 +267,20 @@ fn the_checker_catches_each_kind_of_violation() {
         );
     }
     // Allowed directions pass.
-    assert!(violations(Path::new("app/mod.rs"), "use crate::engine::device;").is_empty());
+    assert!(
+        violations(
+            Path::new("app/mod.rs"),
+            "use crate::engine::{Engine, Event};"
+        )
+        .is_empty()
+    );
+    assert!(
+        violations(
+            Path::new("cli/model.rs"),
+            "use crate::engine::device::plan_for;"
+        )
+        .is_empty()
+    );
     assert!(violations(Path::new("engine/device.rs"), "Device::flex()").is_empty());
     assert!(violations(Path::new("annotation/edit.rs"), "use crate::study::Mask;").is_empty());
     assert!(

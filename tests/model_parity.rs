@@ -3,7 +3,7 @@
 //! Reference tensors: the committed `tests/fixtures/sam3-tiny` (made by
 //! `tests/reference/make_reference.py --preset tiny`; `committed_fixtures_agree_with_shared`
 //! checks them against `shared/fixtures/sam3-tiny` when that folder is present). Each stage starts from the *reference* input of that stage, so a
-//! failure points at one component. The stages live in `m2c::model::parity` (shared with
+//! failure points at one component. The stages live in `m2c::parity` (shared with
 //! `m2c parity`); this file asserts that each one compares exactly the tensors listed here and
 //! that every one is within tolerance. Every test runs on burn's CPU backend (flex) and, when a
 //! wgpu adapter exists, on wgpu too (required when `M2C_REQUIRE_GPU_ADAPTER=1`, as in CI).
@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use burn::tensor::{Device, Tensor};
 use m2c::engine::device::{cpu_device, wgpu_device};
-use m2c::model::parity::{self, Comparison, Fixtures};
 use m2c::model::{ModelError, Sam3, Sam3Config, WeightPrecision};
+use m2c::parity::{self, Comparison, Fixtures};
 
 /// Max abs error allowed everywhere.
 const ATOL: f32 = 1e-4;

@@ -43,7 +43,9 @@ pub enum AppCommand {
         box_image: [f32; 4],
     },
     /// Settings changed in the dialog: save them and reload the model.
-    ApplySettings(Box<crate::engine::settings::ModelSettings>),
+    ApplySettings(Box<crate::engine::ModelSettings>),
+    /// Do what an engine failure suggests (fewer images, f16, CPU, reload).
+    ApplyRemedy(crate::engine::Remedy),
 }
 
 /// What an edit changed, for the overlay.
@@ -94,6 +96,7 @@ impl M2cApp {
             AppCommand::CancelLearning => self.learning.cancel(),
             AppCommand::SegmentBox { box_image } => self.segment_box(box_image),
             AppCommand::ApplySettings(settings) => self.apply_settings(ctx, *settings),
+            AppCommand::ApplyRemedy(remedy) => self.apply_remedy(ctx, remedy),
         }
     }
 

@@ -19,14 +19,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::annotation::{Edit, ItemId, Mask, PasteMode, Provenance, ReviewState, Tool};
-use crate::engine::concept::{
-    BoxSegmentation, ConceptFile, ConceptSpec, EmbeddingSite, PredictOptions, Prediction,
-    SearchSettings, concept_id,
-};
-use crate::engine::device::DevicePlan;
-use crate::engine::settings::Precision;
-use crate::engine::worker::{
-    Engine, Event, ImageInput, ImageSource, JobId, Request, Stage, TrainingSample,
+use crate::engine::{
+    BoxSegmentation, ConceptFile, ConceptSpec, DevicePlan, EmbeddingSite, Engine, Event,
+    ImageInput, ImageSource, JobId, Precision, PredictOptions, Prediction, Request, SearchSettings,
+    SharedError, Stage, TrainingSample, concept_id,
 };
 use crate::study::Series;
 
@@ -45,7 +41,7 @@ pub const DEFAULT_BASE_TEXT: &str = "A polyp in a colonoscopy image";
 const PROBABILITY_MAPS: usize = 64;
 
 /// Where the model stands, as the panel shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum EngineStatus {
     /// No weights: manual annotation only; the text says how to enable the model.
     Off(String),
@@ -53,7 +49,7 @@ pub enum EngineStatus {
     Ready {
         description: String,
     },
-    Failed(String),
+    Failed(SharedError),
 }
 
 /// What the running job is doing, for the progress bar.
@@ -124,8 +120,16 @@ pub struct Learning {
     /// When (egui time) to search again after accepted corrections, and for which class.
     research_at: Option<(f64, u8)>,
     pub base_text: String,
-    /// Loss of each step of the latest search (for the panel's sparkline-free summary).
+    /// Loss of each step of the latest search.
     pub last_losses: Vec<f32>,
+    /// The latest failure of a job, with what the user can do about it (cleared when the model
+    /// is loaded again or a search succeeds).
+    pub failure: Option<SharedError>,
+    /// Learn from at most this many labelled images, the most recently labelled first (set by
+    /// the "fewer images" remedy after a search ran out of memory).
+    pub training_limit: Option<usize>,
+    /// Class and image count of the latest search started.
+    last_learn: Option<(u8, usize)>,
 }
 
 impl Default for Learning {
@@ -151,6 +155,9 @@ impl Default for Learning {
             research_at: None,
             base_text: DEFAULT_BASE_TEXT.to_owned(),
             last_losses: Vec::new(),
+            failure: None,
+            training_limit: None,
+            last_learn: None,
         }
     }
 }
@@ -173,6 +180,7 @@ impl Learning {
         }));
         self.status = EngineStatus::Loading;
         self.checkpoint = None;
+        self.failure = None;
     }
 
     /// Stops every job and drops the model (new settings are being applied).
@@ -208,6 +216,16 @@ impl Learning {
         } else {
             Activity::Idle
         }
+    }
+
+    /// Class and image count of the latest search started.
+    pub fn last_search(&self) -> Option<(u8, usize)> {
+        self.last_learn
+    }
+
+    /// How many images the latest search started on.
+    pub fn last_search_images(&self) -> Option<usize> {
+        self.last_learn.map(|(_, n)| n)
     }
 
     /// The learned concept of `class`, if any.
@@ -347,6 +365,7 @@ impl M2cApp {
                     return;
                 }
                 self.learning.last_losses = losses;
+                self.learning.failure = None;
                 self.learned(ctx, learn.class, *concept);
             }
             Event::Predicted {
@@ -377,10 +396,11 @@ impl M2cApp {
                     self.learning.load_job = None;
                 }
             }
-            Event::Failed { message, .. } => {
+            Event::Failed { error, .. } => {
+                let message = error.message();
                 if Some(job) == self.learning.load_job {
                     self.learning.load_job = None;
-                    self.learning.status = EngineStatus::Failed(message.clone());
+                    self.learning.status = EngineStatus::Failed(Arc::clone(&error));
                     self.toasts
                         .error(format!("SAM3 could not be loaded: {message}"));
                 } else if self.learning.learn.is_some_and(|j| j.id == job) {
@@ -390,7 +410,14 @@ impl M2cApp {
                 } else if self.learning.predict.as_ref().is_some_and(|p| p.id == job) {
                     self.learning.predict = None;
                     self.toasts.error(format!("Prediction failed: {message}"));
+                } else if self.learning.boxes.is_some_and(|b| b.id == job) {
+                    self.learning.boxes = None;
+                    self.toasts
+                        .error(format!("The box could not be segmented: {message}"));
+                } else {
+                    return;
                 }
+                self.learning.failure = Some(error);
             }
             Event::BoxSegmented { key, result, .. } => {
                 let Some(b) = self.learning.boxes.filter(|b| b.id == job) else {
@@ -506,7 +533,8 @@ impl M2cApp {
             if !quiet {
                 let why = match &self.learning.status {
                     EngineStatus::Loading => "SAM3 is still loading".to_owned(),
-                    EngineStatus::Off(why) | EngineStatus::Failed(why) => why.clone(),
+                    EngineStatus::Off(why) => why.clone(),
+                    EngineStatus::Failed(error) => error.message(),
                     EngineStatus::Ready { .. } => String::new(),
                 };
                 self.toasts.warn(why);
@@ -523,7 +551,6 @@ impl M2cApp {
             return;
         };
         let mut training = Vec::new();
-        let mut positives = 0usize;
         for (s, items) in session.items.clone().iter().enumerate() {
             for (index, &item) in items.iter().enumerate() {
                 let Some(info) = session.project.item(item) else {
@@ -534,6 +561,9 @@ impl M2cApp {
                 }
                 let key = info.key().to_owned();
                 let size = info.size();
+                let labelled_ms = info
+                    .provenance(class)
+                    .map_or(0, |p| p.modified.time_unix_ms);
                 let mask = match session.project.mask(item, class) {
                     Ok(Some(mask)) => mask.as_bytes().iter().map(|&b| b != 0).collect(),
                     Ok(None) => vec![false; size.area()],
@@ -546,20 +576,34 @@ impl M2cApp {
                 let Some(series) = series.get(s) else {
                     continue;
                 };
-                positives += usize::from(mask.iter().any(|&m| m));
-                training.push(TrainingSample {
-                    input: ImageInput {
-                        key,
-                        source: ImageSource::Slice {
-                            series: Arc::clone(series),
-                            index,
-                            window: None,
+                training.push((
+                    labelled_ms,
+                    TrainingSample {
+                        input: ImageInput {
+                            key,
+                            source: ImageSource::Slice {
+                                series: Arc::clone(series),
+                                index,
+                                window: None,
+                            },
                         },
+                        mask: Arc::new(mask),
                     },
-                    mask: Arc::new(mask),
-                });
+                ));
             }
         }
+        if let Some(limit) = self.learning.training_limit
+            && training.len() > limit
+        {
+            // The most recently labelled first: the newest corrections always take part.
+            training.sort_by_key(|t| std::cmp::Reverse(t.0));
+            training.truncate(limit.max(1));
+        }
+        let training: Vec<TrainingSample> = training.into_iter().map(|(_, t)| t).collect();
+        let positives = training
+            .iter()
+            .filter(|t| t.mask.iter().any(|&m| m))
+            .count();
         if positives == 0 {
             if !quiet {
                 self.toasts.warn(format!(
@@ -594,12 +638,14 @@ impl M2cApp {
             engine.cancel(job);
         }
         self.learning.predict = None;
+        let images = training.len();
         let id = engine.submit(Request::Learn {
             spec,
             training,
             warm_start: warm,
         });
         self.learning.learn = Some(LearnJob { id, class });
+        self.learning.last_learn = Some((class, images));
         self.learning.stage = None;
         if !quiet {
             self.toasts.info(format!(
@@ -923,12 +969,15 @@ impl M2cApp {
             EngineStatus::Ready { description } => {
                 ui.label("SAM3 ready").on_hover_text(description.as_str());
             }
-            EngineStatus::Failed(message) => {
+            EngineStatus::Failed(error) => {
                 ui.colored_label(
                     ui.visuals().error_fg_color,
-                    format!("SAM3 could not be loaded: {message}"),
+                    format!("SAM3 could not be loaded: {}", error.message()),
                 );
             }
+        }
+        if let Some(error) = &self.learning.failure {
+            self.remedies_ui(ui, error, commands);
         }
         let class = self
             .session

@@ -15,6 +15,7 @@ pub mod learning;
 pub mod overlay;
 mod panels;
 pub mod recent;
+mod remedy;
 pub mod session;
 pub mod settings;
 pub mod study_view;
@@ -27,9 +28,9 @@ use std::sync::mpsc::{self, Receiver, Sender};
 
 pub use error::AppError;
 
-use crate::engine::device::DevicePreference;
-use crate::engine::environment::{self, EnvironmentReport};
-use crate::engine::settings::{ModelSettings, Precision};
+use crate::engine::{
+    CheckpointError, DevicePlan, DevicePreference, EnvironmentReport, ModelSettings, Precision,
+};
 use command::AppCommand;
 use export::{ExportDialog, ExportSummary};
 use labels_panel::{ClassEditor, OverlaySettings};
@@ -75,7 +76,7 @@ pub fn run(options: LaunchOptions) -> Result<(), AppError> {
             let (saved, problem) = ModelSettings::load();
             let file = ModelSettings::default_path().ok();
             app.use_saved_settings(saved, file);
-            if let Some(dir) = crate::engine::paths::m2c_config_dir() {
+            if let Some(dir) = crate::engine::m2c_config_dir() {
                 app.use_recent_file(dir.join(recent::RECENT_FILE));
             }
             if let Some(problem) = problem {
@@ -287,7 +288,7 @@ impl M2cApp {
         let spawned = std::thread::Builder::new()
             .name("m2c-probe".to_owned())
             .spawn(move || {
-                let report = environment::probe(device, weights.as_deref(), false);
+                let report = crate::engine::probe(device, weights.as_deref(), false);
                 // The receiver is gone only when the app closed; nothing to report then.
                 let _ = tx.send(BackgroundEvent::Environment(Box::new(report)));
                 if let Some(ctx) = wake {
@@ -311,7 +312,7 @@ impl M2cApp {
 
     /// Loads SAM3 from `weights` on the planned device in the background (the environment
     /// probe does this by itself when it finds weights).
-    pub fn load_model(&mut self, weights: PathBuf, plan: crate::engine::device::DevicePlan) {
+    pub fn load_model(&mut self, weights: PathBuf, plan: DevicePlan) {
         self.learning
             .load_model(weights, plan, self.settings.precision);
     }
@@ -493,9 +494,7 @@ impl M2cApp {
 /// lack the `detector_model.` prefix (a bare `Sam3Model` export, which the loader maps).
 fn loadable_weights(report: &EnvironmentReport) -> Option<PathBuf> {
     match (&report.weights.found, &report.checkpoint) {
-        (Some(path), Some(Ok(_) | Err(crate::engine::EngineError::NotSam3 { .. }))) => {
-            Some(path.clone())
-        }
+        (Some(path), Some(Ok(_) | Err(CheckpointError::NotSam3 { .. }))) => Some(path.clone()),
         _ => None,
     }
 }

@@ -10,8 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 
-use crate::engine::device::DevicePreference;
-use crate::engine::settings::{ModelSettings, Precision, WeightsCheck, check_weights};
+use crate::engine::{DevicePreference, ModelSettings, Precision, WeightsCheck, check_weights};
 
 /// Window title.
 pub const TITLE: &str = "Settings";

@@ -13,7 +13,7 @@ use anyhow::{Context as _, bail};
 use crate::concept::file::ConceptFile;
 use crate::concept::uncertainty::{HueConfig, HueScore};
 use crate::engine::concept::{OwnedRgb, PredictOptions, Prediction};
-use crate::engine::dataset::image_files;
+use crate::engine::tools::dataset::image_files;
 use crate::study::mask_path_for;
 
 use super::Cli;

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use crate::engine::bench::{
+use crate::engine::device::plan_for;
+use crate::engine::tools::bench::{
     BenchOptions, BenchPreset, BenchReport, BenchRow, RowStatus, run_bench,
 };
-use crate::engine::device::plan_for;
 
 use super::Cli;
 
@@ -97,7 +97,7 @@ pub fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<i32> {
     println!("{}", plan.device_line());
     println!(
         "build profile: {}; {} warm-up + {} timed run(s) per stage",
-        crate::engine::bench::build_profile(),
+        crate::engine::tools::bench::build_profile(),
         args.warmup,
         args.runs
     );

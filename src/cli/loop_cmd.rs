@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use crate::engine::active::{LoopConfig, LoopImage, RoundReport, Strategy, spawn_loop};
-use crate::engine::dataset::labelled_items;
+use crate::engine::tools::dataset::labelled_items;
+use crate::engine::tools::simulate::{LoopConfig, LoopImage, RoundReport, Strategy, spawn_loop};
 
 use super::Cli;
 use super::annotate::PredictArgs;

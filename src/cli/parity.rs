@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 
 use crate::engine::device::plan_for;
-use crate::engine::inference::{
+use crate::engine::tools::parity::{
     Comparison, DEFAULT_TOLERANCE, PARITY_STAGES as STAGES, run_parity, tracker_fixtures_present,
 };
 

@@ -11,8 +11,8 @@ use anyhow::{Context as _, bail};
 use crate::concept::SearchControl;
 use crate::concept::file::{ConceptFile, EmbeddingSite, SearchSettings};
 use crate::engine::concept::{CachedImage, ConceptSpec, OwnedRgb, TrainingImage};
-use crate::engine::dataset::{LabelledItem, labelled_items, read_mask};
 use crate::engine::inference::Segmenter;
+use crate::engine::tools::dataset::{LabelledItem, labelled_items, read_mask};
 
 use super::Cli;
 use super::model::load_segmenter;

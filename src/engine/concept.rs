@@ -15,7 +15,8 @@ use std::path::Path;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Tensor, TensorData};
 
-use super::inference::{InferenceError, Instance, Segmenter, host_flags, kept_instances};
+use super::error::EngineError;
+use super::inference::{Instance, Segmenter, host_flags, kept_instances};
 use crate::concept::embedding::phi_tensor;
 use crate::concept::file::{FORMAT_VERSION, sha256_hex};
 use crate::concept::uncertainty::{HueConfig, HueScore, hue};
@@ -43,9 +44,9 @@ pub struct OwnedRgb {
 
 impl OwnedRgb {
     /// Reads any image file the `image` crate decodes, as RGB.
-    pub fn open(path: &Path) -> Result<Self, InferenceError> {
+    pub fn open(path: &Path) -> Result<Self, EngineError> {
         let rgb = image::open(path)
-            .map_err(|source| InferenceError::ReadImage {
+            .map_err(|source| EngineError::ReadImage {
                 path: path.to_owned(),
                 source,
             })?
@@ -177,7 +178,7 @@ pub fn mask_hash(width: usize, height: usize, mask: &[bool]) -> String {
 
 impl Segmenter {
     /// Runs the frozen image encoder once; the features stay on the model's device.
-    pub fn encode_image(&self, image: &RgbImage<'_>) -> Result<CachedImage, InferenceError> {
+    pub fn encode_image(&self, image: &RgbImage<'_>) -> Result<CachedImage, EngineError> {
         let pixels = pixels_tensor(&[*image], self.model.image_size, &self.device)?;
         Ok(CachedImage {
             width: image.width,
@@ -195,7 +196,7 @@ impl Segmenter {
         training: &[TrainingImage<'_>],
         warm_start: Option<&[f32]>,
         control: &SearchControl,
-    ) -> Result<Learned, InferenceError> {
+    ) -> Result<Learned, EngineError> {
         if training.is_empty() {
             return Err(ConceptError::InvalidTargets {
                 reason: "no labelled image to learn from".to_owned(),
@@ -256,7 +257,7 @@ impl Segmenter {
     }
 
     /// Prepares a concept for prediction; refuses one learned with another checkpoint.
-    pub fn prepare(&self, file: &ConceptFile) -> Result<PreparedConcept, InferenceError> {
+    pub fn prepare(&self, file: &ConceptFile) -> Result<PreparedConcept, EngineError> {
         if file.checkpoint != self.checkpoint {
             return Err(ConceptError::CheckpointMismatch {
                 path: file.name.clone().into(),
@@ -295,7 +296,7 @@ impl Segmenter {
         concept: &PreparedConcept,
         image: &CachedImage,
         options: &PredictOptions,
-    ) -> Result<Prediction, InferenceError> {
+    ) -> Result<Prediction, EngineError> {
         let size = [image.height, image.width];
         let prompt = Prompt {
             text: concept.text.clone(),
@@ -343,7 +344,7 @@ impl Segmenter {
         image: &CachedImage,
         kept_by_concept: &[Instance],
         threshold: f32,
-    ) -> Result<Vec<bool>, InferenceError> {
+    ) -> Result<Vec<bool>, EngineError> {
         let (w, h) = (image.width as f32, image.height as f32);
         let boxes = kept_by_concept
             .iter()
@@ -405,7 +406,7 @@ fn positive_exemplar(b: [f32; 4], w: f32, h: f32) -> ExemplarBox {
 /// Concatenates cached features along the batch.
 fn stack_features<'a>(
     features: impl Iterator<Item = &'a ImageFeatures>,
-) -> Result<ImageFeatures, InferenceError> {
+) -> Result<ImageFeatures, EngineError> {
     let all: Vec<&ImageFeatures> = features.collect();
     let Some(first) = all.first() else {
         return Err(ModelError::InvalidInput {
@@ -420,14 +421,14 @@ fn stack_features<'a>(
     })
 }
 
-fn host_floats<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, InferenceError> {
+fn host_floats<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, EngineError> {
     t.into_data()
         .convert::<f32>()
         .try_to_vec::<f32>()
         .map_err(|e| read_back("probability map", &e))
 }
 
-fn read_back(what: &'static str, e: &impl std::fmt::Debug) -> InferenceError {
+fn read_back(what: &'static str, e: &impl std::fmt::Debug) -> EngineError {
     ConceptError::ReadBack {
         what,
         reason: format!("{e:?}"),
@@ -470,7 +471,7 @@ impl Segmenter {
         &self,
         image: &CachedImage,
         box_xyxy: [f32; 4],
-    ) -> Result<Option<BoxSegmentation>, InferenceError> {
+    ) -> Result<Option<BoxSegmentation>, EngineError> {
         let (w, h) = (image.width as f32, image.height as f32);
         let [x0, y0, x1, y1] = box_xyxy;
         let (x0, x1) = (x0.min(x1).clamp(0.0, w), x0.max(x1).clamp(0.0, w));
@@ -536,7 +537,7 @@ impl Segmenter {
         image: &RgbImage<'_>,
         prediction: &Prediction,
         cfg: &HueConfig,
-    ) -> Result<Option<HueScore>, InferenceError> {
+    ) -> Result<Option<HueScore>, EngineError> {
         if !self.has_tracker() {
             return Ok(None);
         }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use burn::tensor::{Device, Tensor};
 
 use super::device::{self, DevicePlan, DevicePreference};
-use super::error::EngineError;
+use super::error::CheckpointError;
 use super::weights::{self, CheckpointSummary, WeightsSearch};
 
 /// Everything `m2c doctor` reports.
@@ -18,7 +18,7 @@ pub struct EnvironmentReport {
     pub device_check: Option<Result<Duration, String>>,
     pub weights: WeightsSearch,
     /// Header check of the checkpoint that was found.
-    pub checkpoint: Option<Result<CheckpointSummary, EngineError>>,
+    pub checkpoint: Option<Result<CheckpointSummary, CheckpointError>>,
 }
 
 /// Probes adapters, plans the device, optionally runs a check computation on it, and locates

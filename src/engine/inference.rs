@@ -1,16 +1,15 @@
-//! Headless model runs for the command line: the reference-fixture parity check,
-//! text-prompted segmentation of images and box-prompted segmentation with the interactive
-//! (tracker) head; one ViT pass per image serves both. What leaves this module is plain data (numbers, masks
-//! as flags); the model, its tensors and the device stay here.
+//! SAM3 loaded on a device ([`Segmenter`]): the engine thread's model handle, and the command
+//! line's headless runs (text-prompted segmentation, and box-prompted segmentation with the
+//! interactive (tracker) head; one ViT pass per image serves both). What leaves this module is
+//! plain data (numbers, masks as flags); the model, its tensors and the device stay here.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-use super::device::{DeviceError, DevicePlan, open};
-use super::error::EngineError;
+use super::device::{DevicePlan, open};
+use super::error::{CheckpointError, EngineError};
 use super::weights::{CHECKPOINT_FILE, checkpoint_identity, inspect_checkpoint};
-use crate::model::parity::{self, Fixtures, ParityError};
 use crate::model::postprocess::{Instances, instances, mask_at_size};
 use crate::model::preprocess::{RgbImage, pixels_tensor};
 use crate::model::tokenizer::ClipTokenizer;
@@ -19,75 +18,6 @@ use crate::model::{
     ModelError, Prompt, Sam3, Sam3Config, Sam3Tracker, Sam3TrackerConfig, TextPrompt,
     WeightPrecision,
 };
-
-pub use crate::model::parity::{Comparison, DEFAULT_TOLERANCE, STAGES as PARITY_STAGES};
-
-/// Failures of a headless run.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum InferenceError {
-    #[error(transparent)]
-    Device(#[from] DeviceError),
-    /// The weights file is missing, truncated or not a checkpoint.
-    #[error(transparent)]
-    Checkpoint(#[from] EngineError),
-    #[error(transparent)]
-    Model(#[from] ModelError),
-    #[error(transparent)]
-    Parity(#[from] ParityError),
-    /// An image of the study could not be read.
-    #[error(transparent)]
-    Study(#[from] crate::study::StudyError),
-    /// A computation on a background thread panicked.
-    #[error("the compute engine failed: {message}")]
-    Crashed { message: String },
-    /// A model job arrived before any model was loaded.
-    #[error("no SAM3 model is loaded; choose the weights file in Settings (or pass --weights)")]
-    NoModel,
-    /// Concept search, a concept file or its training masks.
-    #[error(transparent)]
-    Concept(#[from] crate::concept::ConceptError),
-    /// The tokenizer produced an id the model's text embedding does not have.
-    #[error(
-        "prompt {text:?} gives token id {id}, outside the model's text vocabulary of {vocab} \
-         (tokenizer: {tokenizer})"
-    )]
-    TokenOutOfVocabulary {
-        text: String,
-        id: i64,
-        vocab: usize,
-        tokenizer: String,
-    },
-    #[error("cannot read image {path}")]
-    ReadImage {
-        path: PathBuf,
-        #[source]
-        source: image::ImageError,
-    },
-}
-
-/// Whether the fixture folder `dir` holds the tracker scenario (`m2c parity` says when it
-/// skips it).
-pub fn tracker_fixtures_present(dir: &Path) -> bool {
-    Fixtures::new(dir).has_tracker()
-}
-
-/// The parity stages named in `only` (all when empty, names in [`parity::STAGES`]) of the
-/// fixtures in `dir` on the planned device; `progress(stage, comparisons)` after each stage.
-pub fn run_parity(
-    dir: &Path,
-    plan: &DevicePlan,
-    only: &[String],
-    progress: impl FnMut(&str, &[Comparison]),
-) -> Result<Vec<Comparison>, InferenceError> {
-    let device = open(plan)?;
-    Ok(parity::run_all_with(
-        &Fixtures::new(dir),
-        &device,
-        only,
-        progress,
-    )?)
-}
 
 /// One kept detection, in image pixels.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,7 +100,7 @@ impl Segmenter {
         weights: &Path,
         config: Option<&Path>,
         plan: &DevicePlan,
-    ) -> Result<Self, InferenceError> {
+    ) -> Result<Self, EngineError> {
         Self::load_with_precision(weights, config, plan, WeightPrecision::F32)
     }
 
@@ -181,7 +111,7 @@ impl Segmenter {
         config: Option<&Path>,
         plan: &DevicePlan,
         precision: WeightPrecision,
-    ) -> Result<Self, InferenceError> {
+    ) -> Result<Self, EngineError> {
         let weights = if weights.is_dir() {
             weights.join(CHECKPOINT_FILE)
         } else {
@@ -191,7 +121,7 @@ impl Segmenter {
         let not_sam3 = match inspect_checkpoint(&weights) {
             Ok(_) => None,
             // bare `Sam3Model` names (no `detector_model.` prefix) may still load
-            Err(err @ EngineError::NotSam3 { .. }) => Some(err),
+            Err(err @ CheckpointError::NotSam3 { .. }) => Some(err),
             Err(err) => return Err(err.into()),
         };
         let folder = weights.parent().unwrap_or(Path::new("."));
@@ -234,7 +164,7 @@ impl Segmenter {
         &mut self,
         weights: &Path,
         config: Option<&Path>,
-    ) -> Result<(), InferenceError> {
+    ) -> Result<(), EngineError> {
         let weights = if weights.is_dir() {
             weights.join(CHECKPOINT_FILE)
         } else {
@@ -285,7 +215,7 @@ impl Segmenter {
     }
 
     /// Tokenises and encodes `text` once for every image.
-    pub fn encode_text(&self, text: &str) -> Result<EncodedText, InferenceError> {
+    pub fn encode_text(&self, text: &str) -> Result<EncodedText, EngineError> {
         let (ids, valid) = self.token_tensors(text)?;
         Ok(EncodedText {
             prompt: self.model.encode_text(ids, valid)?,
@@ -297,14 +227,14 @@ impl Segmenter {
     pub(super) fn token_tensors(
         &self,
         text: &str,
-    ) -> Result<(Tensor<2, Int>, Tensor<2, Bool>), InferenceError> {
+    ) -> Result<(Tensor<2, Int>, Tensor<2, Bool>), EngineError> {
         let tokens = self.tokenizer.tokenize(text);
         let out_of_range = tokens
             .ids
             .iter()
             .find(|id| usize::try_from(**id).map_or(true, |id| id >= self.vocab));
         if let Some(&id) = out_of_range {
-            return Err(InferenceError::TokenOutOfVocabulary {
+            return Err(EngineError::TokenOutOfVocabulary {
                 text: text.to_owned(),
                 id,
                 vocab: self.vocab,
@@ -335,7 +265,7 @@ impl Segmenter {
         path: &Path,
         text: &EncodedText,
         threshold: f32,
-    ) -> Result<Segmentation, InferenceError> {
+    ) -> Result<Segmentation, EngineError> {
         let rgb = read_rgb(path)?;
         self.segment(&rgb_view(&rgb), text, threshold)
     }
@@ -346,7 +276,7 @@ impl Segmenter {
         image: &RgbImage<'_>,
         text: &EncodedText,
         threshold: f32,
-    ) -> Result<Segmentation, InferenceError> {
+    ) -> Result<Segmentation, EngineError> {
         let result = self.run(image, Some((text, threshold)), None)?;
         result.text.ok_or_else(|| missing_result("text"))
     }
@@ -356,7 +286,7 @@ impl Segmenter {
         &self,
         path: &Path,
         box_xyxy: [f32; 4],
-    ) -> Result<BoxMask, InferenceError> {
+    ) -> Result<BoxMask, EngineError> {
         let rgb = read_rgb(path)?;
         self.segment_box(&rgb_view(&rgb), box_xyxy)
     }
@@ -368,7 +298,7 @@ impl Segmenter {
         &self,
         image: &RgbImage<'_>,
         box_xyxy: [f32; 4],
-    ) -> Result<BoxMask, InferenceError> {
+    ) -> Result<BoxMask, EngineError> {
         let result = self.run(image, None, Some(box_xyxy))?;
         result.boxed.ok_or_else(|| missing_result("box"))
     }
@@ -379,7 +309,7 @@ impl Segmenter {
         path: &Path,
         text: Option<(&EncodedText, f32)>,
         box_xyxy: Option<[f32; 4]>,
-    ) -> Result<ImageResult, InferenceError> {
+    ) -> Result<ImageResult, EngineError> {
         let rgb = read_rgb(path)?;
         self.run(&rgb_view(&rgb), text, box_xyxy)
     }
@@ -391,7 +321,7 @@ impl Segmenter {
         image: &RgbImage<'_>,
         text: Option<(&EncodedText, f32)>,
         box_xyxy: Option<[f32; 4]>,
-    ) -> Result<ImageResult, InferenceError> {
+    ) -> Result<ImageResult, EngineError> {
         let (width, height) = (image.width, image.height);
         if let Some(b) = box_xyxy {
             check_box(b, width, height)?;
@@ -431,7 +361,7 @@ impl Segmenter {
         &self,
         image: &RgbImage<'_>,
         boxes: &[[f32; 4]],
-    ) -> Result<Vec<bool>, InferenceError> {
+    ) -> Result<Vec<bool>, EngineError> {
         let (width, height) = (image.width, image.height);
         let mut union = vec![false; width * height];
         if boxes.is_empty() {
@@ -475,7 +405,7 @@ impl Segmenter {
         text: &EncodedText,
         threshold: f32,
         size: [usize; 2],
-    ) -> Result<Segmentation, InferenceError> {
+    ) -> Result<Segmentation, EngineError> {
         let prompt = Prompt {
             text: text.prompt.clone(),
             boxes: vec![Vec::new()],
@@ -503,7 +433,7 @@ impl Segmenter {
         backbone: Tensor<4>,
         box_xyxy: [f32; 4],
         size: [usize; 2],
-    ) -> Result<BoxMask, InferenceError> {
+    ) -> Result<BoxMask, EngineError> {
         let features = tracker.image_features(backbone)?;
         self.box_mask_on(tracker, &features, box_xyxy, size)
     }
@@ -514,7 +444,7 @@ impl Segmenter {
         features: &TrackerFeatures,
         box_xyxy: [f32; 4],
         size: [usize; 2],
-    ) -> Result<BoxMask, InferenceError> {
+    ) -> Result<BoxMask, EngineError> {
         let [height, width] = size;
         let seg = tracker.segment_box(features, self.to_model_pixels(box_xyxy, size))?;
         let mask = mask_at_size(seg.mask, [height, width])?;
@@ -539,10 +469,7 @@ impl Segmenter {
 
     /// The interactive head's features of one image (ViT + tracker neck), to answer several
     /// boxes on it without re-encoding. Needs [`Segmenter::load_tracker`].
-    pub fn encode_tracker_image(
-        &self,
-        image: &RgbImage<'_>,
-    ) -> Result<TrackerImage, InferenceError> {
+    pub fn encode_tracker_image(&self, image: &RgbImage<'_>) -> Result<TrackerImage, EngineError> {
         let tracker = self.tracker.as_ref().ok_or_else(no_tracker)?;
         let pixels = pixels_tensor(&[*image], self.model.image_size, &self.device)?;
         Ok(TrackerImage {
@@ -558,7 +485,7 @@ impl Segmenter {
         &self,
         image: &TrackerImage,
         box_xyxy: [f32; 4],
-    ) -> Result<BoxMask, InferenceError> {
+    ) -> Result<BoxMask, EngineError> {
         let tracker = self.tracker.as_ref().ok_or_else(no_tracker)?;
         check_box(box_xyxy, image.width, image.height)?;
         self.box_mask_on(
@@ -578,7 +505,7 @@ pub struct TrackerImage {
     features: TrackerFeatures,
 }
 
-fn no_tracker() -> InferenceError {
+fn no_tracker() -> EngineError {
     ModelError::InvalidInput {
         reason: "box prompts need the tracker head: call load_tracker first".to_owned(),
     }
@@ -605,7 +532,7 @@ pub(super) fn kept_instances(kept: &Instances) -> Vec<Instance> {
 }
 
 /// A box must be finite, non-empty, and overlap the image.
-fn check_box(b: [f32; 4], width: usize, height: usize) -> Result<(), InferenceError> {
+fn check_box(b: [f32; 4], width: usize, height: usize) -> Result<(), EngineError> {
     let [x0, y0, x1, y1] = b;
     let ok = b.iter().all(|v| v.is_finite())
         && x0 < x1
@@ -627,7 +554,7 @@ fn check_box(b: [f32; 4], width: usize, height: usize) -> Result<(), InferenceEr
     }
 }
 
-fn missing_result(what: &str) -> InferenceError {
+fn missing_result(what: &str) -> EngineError {
     ModelError::InvalidInput {
         reason: format!("no {what} result was produced"),
     }
@@ -635,7 +562,7 @@ fn missing_result(what: &str) -> InferenceError {
 }
 
 /// An integer tensor's values as flags (> 0), row-major.
-pub(super) fn host_flags<const D: usize>(t: Tensor<D, Int>) -> Result<Vec<bool>, InferenceError> {
+pub(super) fn host_flags<const D: usize>(t: Tensor<D, Int>) -> Result<Vec<bool>, EngineError> {
     Ok(t.into_data()
         .convert::<i64>()
         .try_to_vec::<i64>()
@@ -647,9 +574,9 @@ pub(super) fn host_flags<const D: usize>(t: Tensor<D, Int>) -> Result<Vec<bool>,
         .collect())
 }
 
-fn read_rgb(path: &Path) -> Result<image::RgbImage, InferenceError> {
+fn read_rgb(path: &Path) -> Result<image::RgbImage, EngineError> {
     Ok(image::open(path)
-        .map_err(|source| InferenceError::ReadImage {
+        .map_err(|source| EngineError::ReadImage {
             path: path.to_owned(),
             source,
         })?
@@ -666,10 +593,7 @@ fn rgb_view(rgb: &image::RgbImage) -> RgbImage<'_> {
 }
 
 /// The checkpoint folder's tokenizer files, else the bundled CLIP vocabulary; with its source.
-fn folder_tokenizer(
-    folder: &Path,
-    context: usize,
-) -> Result<(ClipTokenizer, String), InferenceError> {
+fn folder_tokenizer(folder: &Path, context: usize) -> Result<(ClipTokenizer, String), EngineError> {
     let json = folder.join("tokenizer.json");
     let (vocab, merges) = (folder.join("vocab.json"), folder.join("merges.txt"));
     Ok(if json.is_file() {

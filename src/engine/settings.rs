@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::device::DevicePreference;
-use super::error::EngineError;
+use super::error::CheckpointError;
 use super::paths::m2c_config_dir;
 use super::weights::{self, CheckpointSummary};
 
@@ -223,7 +223,7 @@ pub enum WeightsCheck {
     /// (a bare `Sam3Model` export): the loader accepts these, so it will be tried.
     BareSam3 { path: PathBuf, tensors: usize },
     /// Missing, unreadable, truncated, not safetensors, or another model's weights.
-    Invalid(EngineError),
+    Invalid(CheckpointError),
 }
 
 impl WeightsCheck {
@@ -249,12 +249,12 @@ impl WeightsCheck {
                 "{tensors} tensors with names without the detector_model. prefix: will be \
                  tried (a bare Sam3Model export)."
             ),
-            Self::Invalid(EngineError::ReadCheckpoint { path, source })
+            Self::Invalid(CheckpointError::ReadCheckpoint { path, source })
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
                 format!("No file at {}.", path.display())
             }
-            Self::Invalid(EngineError::ReadCheckpoint { path, source }) => {
+            Self::Invalid(CheckpointError::ReadCheckpoint { path, source }) => {
                 format!("Could not read {}: {source}.", path.display())
             }
             Self::Invalid(e) => format!("{e}."),
@@ -276,7 +276,7 @@ pub fn check_weights(path: Option<&Path>) -> WeightsCheck {
         .unwrap_or_else(|| path.to_path_buf());
     match weights::inspect_checkpoint(&file) {
         Ok(summary) => WeightsCheck::Sam3(summary),
-        Err(not_sam3 @ EngineError::NotSam3 { .. }) => {
+        Err(not_sam3 @ CheckpointError::NotSam3 { .. }) => {
             match weights::checkpoint_tensor_names(&file) {
                 Ok(names)
                     if BARE_SAM3_PREFIXES

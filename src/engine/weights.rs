@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use super::error::EngineError;
+use super::error::CheckpointError;
 use super::paths::{home_dir, m2c_data_dir};
 
 /// Environment variable naming the checkpoint file or its folder.
@@ -99,8 +99,8 @@ pub struct CheckpointSummary {
 
 /// Reads and checks the safetensors header of `path` without reading the tensors: valid
 /// JSON, offsets inside the file (a truncated download fails here), and SAM3 names present.
-pub fn inspect_checkpoint(path: &Path) -> Result<CheckpointSummary, EngineError> {
-    let invalid = |reason: String| EngineError::InvalidCheckpoint {
+pub fn inspect_checkpoint(path: &Path) -> Result<CheckpointSummary, CheckpointError> {
+    let invalid = |reason: String| CheckpointError::InvalidCheckpoint {
         path: path.to_path_buf(),
         reason,
     };
@@ -148,7 +148,7 @@ pub fn inspect_checkpoint(path: &Path) -> Result<CheckpointSummary, EngineError>
         }
     }
     if summary.detector_tensors == 0 {
-        return Err(EngineError::NotSam3 {
+        return Err(CheckpointError::NotSam3 {
             path: path.to_path_buf(),
             reason: format!(
                 "none of its {} tensors is named detector_model.* (expected facebook/sam3's \
@@ -163,7 +163,7 @@ pub fn inspect_checkpoint(path: &Path) -> Result<CheckpointSummary, EngineError>
 /// Identity of the checkpoint at `path`: `sha256:` of its size and safetensors header (see
 /// `concept::file::checkpoint_id`). Reads only the header, so it is cheap for a 3 GB file and
 /// changes with any renamed, reshaped or re-typed tensor.
-pub fn checkpoint_identity(path: &Path) -> Result<String, EngineError> {
+pub fn checkpoint_identity(path: &Path) -> Result<String, CheckpointError> {
     let (header, file_bytes) = read_header(path)?;
     Ok(crate::concept::file::checkpoint_id(&header, file_bytes))
 }
@@ -171,10 +171,10 @@ pub fn checkpoint_identity(path: &Path) -> Result<String, EngineError> {
 /// The tensor names in the safetensors header of `path` (`__metadata__` left out), sorted.
 /// Reads only the header; lets a caller tell a bare `Sam3Model` file (no `detector_model.`
 /// prefix, which the loader accepts) from another model's checkpoint.
-pub fn checkpoint_tensor_names(path: &Path) -> Result<Vec<String>, EngineError> {
+pub fn checkpoint_tensor_names(path: &Path) -> Result<Vec<String>, CheckpointError> {
     let (header, _) = read_header(path)?;
     let json: serde_json::Value =
-        serde_json::from_slice(&header).map_err(|e| EngineError::InvalidCheckpoint {
+        serde_json::from_slice(&header).map_err(|e| CheckpointError::InvalidCheckpoint {
             path: path.to_path_buf(),
             reason: format!("header is not JSON: {e}"),
         })?;
@@ -187,12 +187,12 @@ pub fn checkpoint_tensor_names(path: &Path) -> Result<Vec<String>, EngineError> 
 }
 
 /// The safetensors header bytes of `path` (the JSON after the 8-byte length) and the file size.
-fn read_header(path: &Path) -> Result<(Vec<u8>, u64), EngineError> {
-    let read_err = |source| EngineError::ReadCheckpoint {
+fn read_header(path: &Path) -> Result<(Vec<u8>, u64), CheckpointError> {
+    let read_err = |source| CheckpointError::ReadCheckpoint {
         path: path.to_path_buf(),
         source,
     };
-    let invalid = |reason: String| EngineError::InvalidCheckpoint {
+    let invalid = |reason: String| CheckpointError::InvalidCheckpoint {
         path: path.to_path_buf(),
         reason,
     };
@@ -267,17 +267,17 @@ mod tests {
         let path = write_safetensors(dir.path(), &["encoder.layer.0.weight"], 0);
         assert!(matches!(
             inspect_checkpoint(&path),
-            Err(EngineError::NotSam3 { .. })
+            Err(CheckpointError::NotSam3 { .. })
         ));
         let junk = dir.path().join("junk.bin");
         std::fs::write(&junk, b"PK\x03\x04 this is a zip").unwrap();
         assert!(matches!(
             inspect_checkpoint(&junk),
-            Err(EngineError::InvalidCheckpoint { .. })
+            Err(CheckpointError::InvalidCheckpoint { .. })
         ));
         assert!(matches!(
             inspect_checkpoint(&dir.path().join("missing.safetensors")),
-            Err(EngineError::ReadCheckpoint { .. })
+            Err(CheckpointError::ReadCheckpoint { .. })
         ));
     }
 

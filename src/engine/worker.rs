@@ -24,14 +24,14 @@ use super::concept::{
     BoxSegmentation, CachedImage, ConceptSpec, OwnedRgb, PredictOptions, Prediction, TrainingImage,
 };
 use super::device::DevicePlan;
-use super::inference::{InferenceError, Segmenter, TrackerImage};
+use super::error::{EngineError, SharedError, Task};
+use super::inference::{Segmenter, TrackerImage};
 use super::settings::Precision;
 use crate::concept::file::ConceptFile;
 use crate::concept::{SearchControl, SearchProgress};
 use crate::study::{self, Series, WindowLevel};
 
-/// Identifies a submitted job in the events it produces.
-pub type JobId = u64;
+pub use super::error::JobId;
 
 /// Default budget for cached image features (full-size SAM3: ≈ 111 MB per image).
 pub const DEFAULT_CACHE_BYTES: usize = 2 << 30;
@@ -70,7 +70,7 @@ impl ImageSource {
     }
 
     /// The RGB pixels SAM3 receives.
-    pub fn rgb(&self) -> Result<Arc<OwnedRgb>, InferenceError> {
+    pub fn rgb(&self) -> Result<Arc<OwnedRgb>, EngineError> {
         match self {
             Self::Rgb(rgb) => Ok(Arc::clone(rgb)),
             Self::Slice {
@@ -129,6 +129,19 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// What the job does, for its error's context.
+    pub fn task(&self) -> Task {
+        match self {
+            Self::Load { .. } => Task::Load,
+            Self::Learn { .. } => Task::Learn,
+            Self::Predict { .. } => Task::Predict,
+            Self::Forget { .. } => Task::Forget,
+            Self::SegmentBox { .. } => Task::SegmentBox,
+        }
+    }
+}
+
 /// Where a job is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stage {
@@ -179,10 +192,11 @@ pub enum Event {
         job: JobId,
         cancelled: bool,
     },
-    /// The job failed; the message is for the user. The engine keeps running.
+    /// The job failed: an [`EngineError::Job`] naming the job, what it was doing and the image
+    /// it was on. The engine keeps running.
     Failed {
         job: JobId,
-        message: String,
+        error: SharedError,
     },
 }
 
@@ -327,6 +341,7 @@ fn serve(jobs: &Receiver<Job>, events: &Sender<Event>, cache_bytes: usize) {
     };
     for job in jobs {
         let id = job.id;
+        let task = job.request.task();
         if job.cancel.load(Ordering::Relaxed) {
             let _ = events.send(Event::Finished {
                 job: id,
@@ -344,11 +359,11 @@ fn serve(jobs: &Receiver<Job>, events: &Sender<Event>, cache_bytes: usize) {
             },
             Ok(Err(err)) => Event::Failed {
                 job: id,
-                message: error_chain(&err),
+                error: Arc::new(err.in_job(id, task)),
             },
             Err(panic) => Event::Failed {
                 job: id,
-                message: format!("the compute engine failed: {}", panic_message(&*panic)),
+                error: Arc::new(EngineError::from_panic(&*panic).in_job(id, task)),
             },
         };
         if events.send(end).is_err() {
@@ -362,7 +377,7 @@ fn tracker_image(
     cache: &mut VecDeque<(String, TrackerImage)>,
     model: &Segmenter,
     input: &ImageInput,
-) -> Result<TrackerImage, InferenceError> {
+) -> Result<TrackerImage, EngineError> {
     if let Some((_, image)) = cache
         .iter()
         .find(|(k, image)| *k == input.key && (image.width, image.height) == input.source.size())
@@ -386,7 +401,7 @@ impl Worker {
         cancel: &Arc<AtomicBool>,
         request: Request,
         events: &Sender<Event>,
-    ) -> Result<(), InferenceError> {
+    ) -> Result<(), EngineError> {
         let send = |event| {
             let _ = events.send(event);
         };
@@ -430,22 +445,12 @@ impl Worker {
                 self.tracker_images.retain(|(k, _)| *k != key);
             }
             Request::SegmentBox { input, box_xyxy } => {
-                let model = self.model.as_ref().ok_or(InferenceError::NoModel)?;
-                let result = if model.has_tracker() {
-                    let image = tracker_image(&mut self.tracker_images, model, &input)?;
-                    let b = model.segment_box_on(&image, box_xyxy)?;
-                    let found = b.mask.iter().any(|&m| m);
-                    found.then_some(BoxSegmentation {
-                        width: b.width,
-                        height: b.height,
-                        mask: b.mask,
-                        score: b.iou,
-                        source: "SAM3 interactive head",
-                    })
-                } else {
-                    let cached = self.cache.get_or_encode(model, &input)?;
-                    model.segment_box_exemplar(&cached, box_xyxy)?
-                };
+                if self.model.is_none() {
+                    return Err(EngineError::NoModel);
+                }
+                let result = self
+                    .segment_box(&input, box_xyxy)
+                    .map_err(|e| e.on_image(&input.key))?;
                 send(Event::BoxSegmented {
                     job,
                     key: input.key,
@@ -457,7 +462,7 @@ impl Worker {
                 training,
                 warm_start,
             } => {
-                let model = self.model.as_ref().ok_or(InferenceError::NoModel)?;
+                let model = self.model.as_ref().ok_or(EngineError::NoModel)?;
                 let inputs: Vec<&ImageInput> = training.iter().map(|t| &t.input).collect();
                 let Some(images) = encode_all(model, &mut self.cache, &inputs, cancel, |stage| {
                     send(Event::Progress { job, stage });
@@ -504,7 +509,7 @@ impl Worker {
                 images,
                 options,
             } => {
-                let model = self.model.as_ref().ok_or(InferenceError::NoModel)?;
+                let model = self.model.as_ref().ok_or(EngineError::NoModel)?;
                 let prepared = model.prepare(&concept)?;
                 let total = images.len();
                 for (done, input) in images.iter().enumerate() {
@@ -515,8 +520,11 @@ impl Worker {
                         job,
                         stage: Stage::Predicting { done, total },
                     });
-                    let cached = self.cache.get_or_encode(model, input)?;
-                    let prediction = model.predict(&prepared, &cached, &options)?;
+                    let prediction = self
+                        .cache
+                        .get_or_encode(model, input)
+                        .and_then(|cached| model.predict(&prepared, &cached, &options))
+                        .map_err(|e| e.on_image(&input.key))?;
                     send(Event::Predicted {
                         job,
                         key: input.key.clone(),
@@ -529,6 +537,33 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// The object inside `box_xyxy` on `input`: with the interactive head when it is loaded,
+    /// else with the detector and the box as an exemplar.
+    fn segment_box(
+        &mut self,
+        input: &ImageInput,
+        box_xyxy: [f32; 4],
+    ) -> Result<Option<BoxSegmentation>, EngineError> {
+        let model = self.model.as_ref().ok_or(EngineError::NoModel)?;
+        if model.has_tracker() {
+            let image = tracker_image(&mut self.tracker_images, model, input)?;
+            let b = model.segment_box_on(&image, box_xyxy)?;
+            let found = b.mask.iter().any(|&m| m);
+            Ok(found.then_some(BoxSegmentation {
+                width: b.width,
+                height: b.height,
+                mask: b.mask,
+                score: b.iou,
+                source: "SAM3 interactive head",
+            }))
+        } else {
+            let cached = self.cache.get_or_encode(model, input)?;
+            model.segment_box_exemplar(&cached, box_xyxy)
+        }
+    }
+}
+
 /// Features of every input (cached or encoded now); `None` when cancelled on the way.
 fn encode_all(
     model: &Segmenter,
@@ -536,7 +571,7 @@ fn encode_all(
     inputs: &[&ImageInput],
     cancel: &AtomicBool,
     progress: impl Fn(Stage),
-) -> Result<Option<Vec<CachedImage>>, InferenceError> {
+) -> Result<Option<Vec<CachedImage>>, EngineError> {
     let total = inputs.len();
     let mut out = Vec::with_capacity(total);
     for (done, input) in inputs.iter().enumerate() {
@@ -544,7 +579,11 @@ fn encode_all(
             return Ok(None);
         }
         progress(Stage::Encoding { done, total });
-        out.push(cache.get_or_encode(model, input)?);
+        out.push(
+            cache
+                .get_or_encode(model, input)
+                .map_err(|e| e.on_image(&input.key))?,
+        );
     }
     Ok(Some(out))
 }
@@ -586,7 +625,7 @@ impl FeatureCache {
         &mut self,
         model: &Segmenter,
         input: &ImageInput,
-    ) -> Result<CachedImage, InferenceError> {
+    ) -> Result<CachedImage, EngineError> {
         if let Some((cached, _)) = self.entries.get(&input.key)
             && (cached.width, cached.height) == input.source.size()
         {
@@ -612,25 +651,4 @@ impl FeatureCache {
         }
         Ok(cached)
     }
-}
-
-/// The error and its causes, one sentence each.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
-
-/// The text of a caught panic.
-pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_else(|| "unknown panic".to_owned())
 }

@@ -13,7 +13,6 @@ pub mod geometry_encoder;
 pub mod layers;
 pub mod mask_decoder;
 pub mod neck;
-pub mod parity;
 pub mod postprocess;
 pub mod preprocess;
 pub mod rope;

@@ -3,7 +3,7 @@
 
 Builds a SAM3 detector (``transformers.Sam3Model``) and, for the tiny preset, the box-prompt
 tracker head (``transformers.Sam3TrackerModel``) with seeded random weights, feeds them
-deterministic synthetic inputs and records every stage that ``src/model/parity`` compares:
+deterministic synthetic inputs and records every stage that ``src/parity`` compares:
 
 * ``inputs.safetensors``    test images (uint8), pixel values, token ids, box prompts, loss targets
 * ``vision.safetensors``    patch embedding, pre-LayerNorm, ViT layers, backbone output, FPN levels

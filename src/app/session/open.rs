@@ -59,7 +59,7 @@ pub fn fallback_dir(data_dir: &Path, study: &Path) -> PathBuf {
 /// The per-user data folder of m2c (`$XDG_DATA_HOME/m2c`, `~/.local/share/m2c`, or the
 /// platform's equivalent).
 pub fn user_data_dir() -> Option<PathBuf> {
-    crate::engine::paths::m2c_data_dir()
+    crate::engine::m2c_data_dir()
 }
 
 /// Whether a new project may be created beside `study`: neither the study nor the folder

@@ -20,11 +20,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::concept::{CachedImage, ConceptSpec, OwnedRgb, PredictOptions, TrainingImage};
-use super::inference::{InferenceError, Segmenter};
 use crate::concept::SearchControl;
 use crate::concept::metrics::{mean_std, overlap};
 use crate::concept::uncertainty::HueScore;
+use crate::engine::concept::{CachedImage, ConceptSpec, OwnedRgb, PredictOptions, TrainingImage};
+use crate::engine::error::EngineError;
+use crate::engine::inference::Segmenter;
 
 /// How concepts are learned across rounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -105,7 +106,7 @@ pub fn run_loop(
     config: &LoopConfig,
     cancel: &Arc<AtomicBool>,
     mut on_round: impl FnMut(&RoundReport),
-) -> Result<Vec<RoundReport>, InferenceError> {
+) -> Result<Vec<RoundReport>, EngineError> {
     let n = images.len();
     let mut state = vec![State::Pool; n];
     // Per image, the predictions of each expert (cascade) or of the latest concept (warm).
@@ -200,7 +201,7 @@ pub struct LoopHandle {
     /// One report per round, as it is made.
     pub rounds: std::sync::mpsc::Receiver<RoundReport>,
     cancel: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Result<Vec<RoundReport>, InferenceError>>,
+    thread: std::thread::JoinHandle<Result<Vec<RoundReport>, EngineError>>,
 }
 
 impl LoopHandle {
@@ -210,12 +211,10 @@ impl LoopHandle {
     }
 
     /// Waits for the loop to end; every round's report.
-    pub fn join(self) -> Result<Vec<RoundReport>, InferenceError> {
-        self.thread.join().unwrap_or_else(|panic| {
-            Err(InferenceError::Crashed {
-                message: super::worker::panic_message(&*panic),
-            })
-        })
+    pub fn join(self) -> Result<Vec<RoundReport>, EngineError> {
+        self.thread
+            .join()
+            .unwrap_or_else(|panic| Err(EngineError::from_panic(&*panic)))
     }
 }
 
@@ -225,7 +224,7 @@ pub fn spawn_loop(
     segmenter: Segmenter,
     images: Vec<LoopImage>,
     config: LoopConfig,
-) -> Result<LoopHandle, InferenceError> {
+) -> Result<LoopHandle, EngineError> {
     let (tx, rx) = std::sync::mpsc::channel();
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&cancel);
@@ -237,7 +236,7 @@ pub fn spawn_loop(
                 let _ = tx.send(r.clone());
             })
         })
-        .map_err(|e| InferenceError::Crashed {
+        .map_err(|e| EngineError::Crashed {
             message: format!("could not start the loop thread: {e}"),
         })?;
     Ok(LoopHandle {

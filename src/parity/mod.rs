@@ -5,6 +5,9 @@
 //! Each stage starts from the *reference* input of that stage, so a failure points at one
 //! component. A stage returns one [`Comparison`] per tensor; judging it (tolerance, assertion,
 //! table) is the caller's business.
+//!
+//! Test tooling, kept beside `model` so the model stays pure tensors in, tensors out: reads
+//! safetensors fixtures and may use `model` only.
 
 mod stages;
 mod tracker;
@@ -14,8 +17,8 @@ use std::path::{Path, PathBuf};
 use burn::store::{ModuleStore as _, SafetensorsStore, SafetensorsStoreError, bridge};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-use super::geometry_encoder::ExemplarBox;
-use super::{ImageFeatures, ModelError, Sam3, Sam3Config, TextPrompt, WeightPrecision};
+use crate::model::geometry_encoder::ExemplarBox;
+use crate::model::{ImageFeatures, ModelError, Sam3, Sam3Config, TextPrompt, WeightPrecision};
 
 /// Max abs error the fixtures README suggests for float32 (activations are O(1)–O(15)).
 pub const DEFAULT_TOLERANCE: f32 = 1e-4;
