@@ -688,6 +688,126 @@ fn a_project_on_a_disk_that_fills_up_keeps_every_acknowledged_edit() {
     );
 }
 
+#[test]
+fn the_app_says_saving_failed_keeps_the_stroke_and_saves_it_once_space_is_back() {
+    use egui_kittest::kittest::Queryable as _;
+    let Some(disk) = SmallDisk::mount("2m") else {
+        return;
+    };
+    // A study of two PNGs on the small disk; its project goes beside it, on the same disk.
+    let study = disk.path().join("study");
+    std::fs::create_dir(&study).unwrap();
+    for name in ["a.png", "b.png"] {
+        image::GrayImage::from_fn(64, 48, |x, y| image::Luma([((x * 3 + y) % 200) as u8]))
+            .save(study.join(name))
+            .unwrap();
+    }
+    let data = tempfile::tempdir().unwrap();
+    let mut app = m2c::app::M2cApp::new(m2c::app::LaunchOptions {
+        paths: vec![study.clone()],
+        weights: Some(PathBuf::from("missing-weights/model.safetensors")),
+        device: m2c::engine::device::DevicePreference::Cpu,
+    });
+    app.set_data_dir(Some(data.path().to_path_buf()));
+    // Each step is a quarter second of app time, so the five-second save retry comes round.
+    let mut h = egui_kittest::Harness::builder()
+        .with_size(egui::vec2(1100.0, 720.0))
+        .with_step_dt(0.25)
+        .build_ui_state(|ui, app: &mut m2c::app::M2cApp| app.frame_ui(ui), app);
+    let start = Instant::now();
+    while !(h.state().study().shown().is_some() && h.state().session().is_some()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the study never opened"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+        h.step();
+    }
+    assert!(
+        h.state()
+            .session()
+            .unwrap()
+            .project
+            .root()
+            .starts_with(disk.path()),
+        "the project is on the small disk"
+    );
+    let drag = |h: &mut egui_kittest::Harness<'static, m2c::app::M2cApp>, y: f32| {
+        let at = |h: &egui_kittest::Harness<'static, m2c::app::M2cApp>, x: f32| {
+            h.state().study().ui_from_image([x, y])
+        };
+        let first = at(h, 5.0);
+        h.hover_at(first);
+        h.step();
+        h.drag_at(first);
+        h.step();
+        let mid = at(h, 30.0);
+        h.hover_at(mid);
+        h.step();
+        let last = at(h, 55.0);
+        h.drop_at(last);
+        h.step();
+    };
+    drag(&mut h, 10.0);
+    h.run_steps(2);
+    h.get_by_label_contains("All changes saved");
+
+    let filler = disk.fill();
+    // Strokes until one cannot be journaled (the journal's last page may take a few).
+    let mut y = 14.0;
+    while h.state().session().unwrap().project.is_saved() {
+        assert!(y < 46.0, "no stroke failed to save on the full disk");
+        drag(&mut h, y);
+        y += 3.0;
+    }
+    let painted_last = y - 3.0;
+    let toasts: Vec<String> = h.state().toasts().texts().map(str::to_owned).collect();
+    assert!(
+        toasts
+            .iter()
+            .any(|t| t.contains("failed") && t.contains("kept in memory")),
+        "{toasts:?}"
+    );
+    h.get_by_label_contains("Changes not saved yet: retrying");
+    // The stroke is in memory (and on screen) although not on disk.
+    let session = h.state_mut().session_mut().unwrap();
+    let item = session.project.find_item("a.png").unwrap();
+    let stroke_kept = session
+        .project
+        .mask(item, 1)
+        .unwrap()
+        .is_some_and(|m| m.get(30, painted_last as u32) == Some(true));
+    assert!(stroke_kept, "the unsaved stroke stays in memory");
+    // Still full: retries fail quietly, nothing is lost.
+    h.run_steps(30);
+    h.get_by_label_contains("Changes not saved yet: retrying");
+
+    std::fs::remove_file(&filler).unwrap();
+    let mut steps = 0;
+    while !h.state().session().unwrap().project.is_saved() {
+        assert!(steps < 60, "the save was not retried once space was back");
+        h.step();
+        steps += 1;
+    }
+    h.step();
+    h.get_by_label_contains("All changes saved");
+    let toasts: Vec<String> = h.state().toasts().texts().map(str::to_owned).collect();
+    assert!(
+        toasts.iter().any(|t| t.contains("now on disk")),
+        "{toasts:?}"
+    );
+    let root = h.state().session().unwrap().project.root().to_path_buf();
+    drop(h);
+    let mut back = Project::open(&root, ProjectOptions::default()).unwrap();
+    let item = back.find_item("a.png").unwrap();
+    assert!(
+        back.mask(item, 1)
+            .unwrap()
+            .is_some_and(|m| m.get(30, painted_last as u32) == Some(true)),
+        "the stroke that failed to save is on disk now"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Two processes.
 
