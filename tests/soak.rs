@@ -89,6 +89,11 @@ impl Rng {
     }
 }
 
+/// Undo steps held and the bytes they take (the history keeps up to its budget by design).
+fn undo_bytes(app: &M2cApp) -> (usize, usize) {
+    app.session().map_or((0, 0), |s| s.project.undo_steps())
+}
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -134,6 +139,7 @@ fn soak_strokes_undo_slices_exports_and_learning() {
     let (mut strokes, mut undos, mut redos, mut slides, mut exports, mut learns) =
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     let mut rss_after_warm_up = None;
+    let mut undo_after_warm_up = (0, 0);
     let out = dir.path().join("export");
     let begun = Instant::now();
     while strokes < target_strokes || begun.elapsed() < Duration::from_secs(secs) {
@@ -144,6 +150,7 @@ fn soak_strokes_undo_slices_exports_and_learning() {
         );
         if rss_after_warm_up.is_none() && begun.elapsed() > frames.warm_up {
             rss_after_warm_up = Some(rss_kib());
+            undo_after_warm_up = undo_bytes(h.state());
         }
         // One stroke of three points somewhere on the image.
         let (w, hgt) = (150.0, 110.0);
@@ -242,6 +249,14 @@ fn soak_strokes_undo_slices_exports_and_learning() {
         frames.warm_up.as_secs(),
         rss_end / 1024,
         (rss_end as f64 / rss_warm.max(1) as f64 - 1.0) * 100.0
+    );
+    let undo_end = undo_bytes(h.state());
+    eprintln!(
+        "soak: undo history {} steps / {} KiB after warm-up, {} steps / {} KiB at the end",
+        undo_after_warm_up.0,
+        undo_after_warm_up.1 / 1024,
+        undo_end.0,
+        undo_end.1 / 1024
     );
     eprintln!(
         "soak: {} frames after warm-up ({} during it): median {:.2} ms, p99 {:.2} ms, max {max:.2} \
