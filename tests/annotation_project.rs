@@ -117,6 +117,8 @@ fn compaction_keeps_everything_and_empties_the_journal() {
         let x = 5.0 + 7.0 * (i % 40) as f32;
         drag(&mut project, item, 1, &[[x, 5.0], [x, 290.0]], BRUSH);
     }
+    // Compaction runs on a helper thread; let the last one finish.
+    let _ = project.wait_for_compaction();
     assert!(project.generation() > 0, "compacted at least once");
     project.set_hue_scores(&[(item, Some(0.75))]).unwrap();
     let expected = project.mask(item, 1).unwrap().unwrap().clone();

@@ -146,3 +146,87 @@ fn doctor_reports_missing_and_wrong_weights() {
     assert!(text.contains("unusable"), "{text}");
     assert!(Path::new(&wrong_s).exists());
 }
+
+/// The committed tiny SAM3 fixture as `dir/model.safetensors` (bare names) with its config as
+/// `config.json`: how the engine loads it.
+fn tiny_folder(dir: &Path) -> std::path::PathBuf {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sam3-tiny");
+    let path = dir.join("model.safetensors");
+    std::fs::copy(fixtures.join("sam3_model.safetensors"), &path).unwrap();
+    std::fs::copy(fixtures.join("sam3_config.json"), dir.join("config.json")).unwrap();
+    path
+}
+
+fn doctor_on(weights: &Path) -> String {
+    let w = weights.to_string_lossy().into_owned();
+    let out = m2c(
+        &["doctor", "--no-check", "--weights", &w],
+        &[("M2C_DEVICE", "cpu")],
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+#[test]
+fn doctor_explains_broken_foreign_and_mismatched_weights_and_accepts_the_tiny_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = dir.path().join("tiny");
+    std::fs::create_dir(&tiny).unwrap();
+    let weights = tiny_folder(&tiny);
+    let text = doctor_on(&tiny);
+    assert!(text.contains("weights: found"), "{text}");
+    assert!(!text.contains("unusable"), "{text}");
+    assert!(text.contains("bare Sam3Model export"), "{text}");
+    assert!(
+        text.contains("config.json (the tensors match it)"),
+        "{text}"
+    );
+
+    // A video renamed to model.safetensors.
+    let video = dir.path().join("video.safetensors");
+    let mut mp4 = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41".to_vec();
+    mp4.extend(std::iter::repeat_n(1u8, 8192));
+    std::fs::write(&video, mp4).unwrap();
+    let text = doctor_on(&video);
+    assert!(
+        text.contains("unusable") && text.contains("MP4/MOV video"),
+        "{text}"
+    );
+
+    // A truncated download.
+    let full = std::fs::read(&weights).unwrap();
+    let cut = dir.path().join("cut.safetensors");
+    std::fs::write(&cut, &full[..full.len() / 2]).unwrap();
+    let text = doctor_on(&cut);
+    assert!(
+        text.contains("unusable") && text.contains("truncated download?"),
+        "{text}"
+    );
+
+    // SAM 2's weights.
+    let sam2 = dir.path().join("sam2.safetensors");
+    let header = br#"{"image_encoder.trunk.pos_embed":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"sam_mask_decoder.iou_token.weight":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(&[0; 8]);
+    std::fs::write(&sam2, bytes).unwrap();
+    let text = doctor_on(&sam2);
+    assert!(
+        text.contains("unusable") && text.contains("SAM 2"),
+        "{text}"
+    );
+
+    // A config that disagrees with the tensors.
+    let config = tiny.join("config.json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    json["vision_config"]["backbone_config"]["hidden_size"] = 128.into();
+    std::fs::write(&config, serde_json::to_vec(&json).unwrap()).unwrap();
+    let text = doctor_on(&tiny);
+    assert!(
+        text.contains("does not match its config")
+            && text.contains("image encoder is 96 wide, the config says 128"),
+        "{text}"
+    );
+}

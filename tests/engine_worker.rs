@@ -1,6 +1,7 @@
 //! The engine thread on the tiny random-weight SAM3 (CPU): load, learn with progress, predict
-//! with one event per image, cancellation of running and queued jobs, and failures that leave
-//! the engine serving.
+//! with one event per image, cancellation of running and queued jobs, failures that leave the
+//! engine serving, and a memory limit that fails a too-large encode, search or prediction with
+//! a typed out-of-memory error and its remedies while the engine keeps serving.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -16,11 +17,12 @@ use std::time::Duration;
 use m2c::concept::file::{EmbeddingSite, SearchSettings};
 use m2c::engine::concept::{ConceptSpec, OwnedRgb, PredictOptions};
 use m2c::engine::device::{DevicePreference, plan_for};
+use m2c::engine::inference::Segmenter;
 use m2c::engine::settings::Precision;
 use m2c::engine::worker::{
     Engine, Event, ImageInput, ImageSource, JobId, Request, Stage, TrainingSample,
 };
-use m2c::engine::{Failure, Task};
+use m2c::engine::{EngineError, Failure, Remedy, Task};
 
 const WAIT: Duration = Duration::from_secs(300);
 
@@ -455,4 +457,115 @@ fn boxes_use_the_interactive_head_when_the_checkpoint_has_it() {
     let (what, _) = box_source(&weights);
     assert!(what.contains("box tool: SAM3 detector"), "{what}");
     assert!(!what.contains("\"SAM3 interactive head\""), "{what}");
+}
+
+/// The job's single failure event.
+fn failure(events: &[Event]) -> Arc<EngineError> {
+    match events.last() {
+        Some(Event::Failed { error, .. }) => Arc::clone(error),
+        _ => panic!("expected a failure: {events:?}"),
+    }
+}
+
+fn set_limit(engine: &mut Engine, bytes: Option<u64>) {
+    let job = engine.submit(Request::SetMemoryLimit { bytes });
+    let events = drain(engine, job);
+    assert!(matches!(events[..], [Event::Finished { .. }]), "{events:?}");
+}
+
+#[test]
+fn a_memory_limit_fails_encode_search_and_prediction_cleanly_with_remedies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(weights) = common::tiny_checkpoint(tmp.path()) else {
+        return;
+    };
+    // What the engine estimates for this model (the same code it checks with).
+    let (encode, features) = {
+        let seg = Segmenter::load(&weights, None, &plan_for(DevicePreference::Cpu)).unwrap();
+        (seg.encode_bytes_estimate(), seg.feature_bytes_estimate())
+    };
+    assert!(encode > features && features > 0);
+    let mut engine = Engine::spawn();
+    load(&mut engine, &weights);
+    let four: Vec<TrainingSample> = (0..4).map(|i| sample(&format!("t{i}"), 60, 45)).collect();
+
+    // Room for two images' features and one step, not for four.
+    set_limit(&mut engine, Some(2 * features + encode));
+    let job = engine.submit(Request::Learn {
+        spec: spec(1),
+        training: four.clone(),
+        warm_start: None,
+    });
+    let error = failure(&drain(&mut engine, job));
+    assert_eq!(error.failure(), Failure::OutOfMemory, "{}", error.message());
+    assert_eq!(error.task(), Some(Task::Learn));
+    assert!(
+        error.message().contains("memory limit"),
+        "{}",
+        error.message()
+    );
+    assert_eq!(
+        error.remedies(),
+        vec![
+            Remedy::FewerImages,
+            Remedy::HalfPrecisionWeights,
+            Remedy::CpuBackend
+        ]
+    );
+
+    // The first remedy works: half as many images.
+    let job = engine.submit(Request::Learn {
+        spec: spec(1),
+        training: four[..2].to_vec(),
+        warm_start: None,
+    });
+    let events = drain(&mut engine, job);
+    let Some(Event::Learned { concept, .. }) =
+        events.iter().find(|e| matches!(e, Event::Learned { .. }))
+    else {
+        panic!("learning from fewer images fails: {events:?}");
+    };
+    let concept = concept.clone();
+
+    // No room for even one encode: a new image fails to predict, typed, without remedy to
+    // search on fewer images; an image already encoded still predicts.
+    set_limit(&mut engine, Some(encode - 1));
+    let fresh = sample("fresh", 50, 50).input;
+    let job = engine.submit(Request::Predict {
+        concept: concept.clone(),
+        images: vec![fresh.clone()],
+        options: PredictOptions::default(),
+    });
+    let error = failure(&drain(&mut engine, job));
+    assert_eq!(error.failure(), Failure::OutOfMemory, "{}", error.message());
+    assert_eq!(error.task(), Some(Task::Predict));
+    assert_eq!(error.image(), Some("fresh"));
+    assert_eq!(
+        error.remedies(),
+        vec![Remedy::HalfPrecisionWeights, Remedy::CpuBackend]
+    );
+    let job = engine.submit(Request::Predict {
+        concept: concept.clone(),
+        images: vec![four[0].input.clone()],
+        options: PredictOptions::default(),
+    });
+    let events = drain(&mut engine, job);
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Predicted { .. })),
+        "a cached image needs no encode: {events:?}"
+    );
+
+    // Lifting the limit: everything works again.
+    set_limit(&mut engine, None);
+    let job = engine.submit(Request::Predict {
+        concept,
+        images: vec![fresh],
+        options: PredictOptions::default(),
+    });
+    let events = drain(&mut engine, job);
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Predicted { .. })),
+        "{events:?}"
+    );
+    assert!(engine.is_running());
 }

@@ -1,6 +1,8 @@
 //! The Settings dialog driven headless through egui_kittest: a bad weights path shows a clear
-//! message and disables Apply, a valid checkpoint (synthetic, and the tiny SAM3 fixture with
-//! bare names) is accepted, and Apply hands back the edited settings.
+//! message and disables Apply (a renamed video, a truncated file, SAM 2's weights, a config
+//! that disagrees with the tensors), a valid checkpoint (the committed tiny SAM3 fixture in a
+//! folder with its config, with hub-style and bare names) is accepted, and Apply hands back the
+//! edited settings.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -96,6 +98,76 @@ fn safetensors(path: &Path, names: &[&str]) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// The committed tiny SAM3 fixture as `dir/model.safetensors` (names prefixed with
+/// `detector_model.` when `prefixed`, as in the hub's file) with its config as `config.json`.
+fn tiny_folder(dir: &Path, prefixed: bool) -> PathBuf {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sam3-tiny");
+    let bytes = std::fs::read(fixtures.join("sam3_model.safetensors")).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    let header: serde_json::Map<String, serde_json::Value> = header
+        .into_iter()
+        .map(|(k, v)| match prefixed && k != "__metadata__" {
+            true => (format!("detector_model.{k}"), v),
+            false => (k, v),
+        })
+        .collect();
+    let header = serde_json::to_vec(&header).unwrap();
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&bytes[8 + len..]);
+    let path = dir.join("model.safetensors");
+    std::fs::write(&path, out).unwrap();
+    std::fs::copy(fixtures.join("sam3_config.json"), dir.join("config.json")).unwrap();
+    path
+}
+
+#[test]
+fn broken_and_foreign_weights_are_explained_and_block_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(&ModelSettings::default());
+    wait_for_check(&mut h);
+    let video = dir.path().join("video.safetensors");
+    let mut mp4 = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41".to_vec();
+    mp4.extend(std::iter::repeat_n(7u8, 4096));
+    std::fs::write(&video, mp4).unwrap();
+    type_weights(&mut h, &video.display().to_string());
+    h.get_by_label_contains("it is an MP4/MOV video");
+    assert!(!apply_enabled(&h));
+
+    let good = tempfile::tempdir().unwrap();
+    let full = std::fs::read(tiny_folder(good.path(), true)).unwrap();
+    let cut = dir.path().join("cut.safetensors");
+    std::fs::write(&cut, &full[..full.len() * 2 / 3]).unwrap();
+    type_weights(&mut h, &cut.display().to_string());
+    h.get_by_label_contains("truncated download?");
+    assert!(!apply_enabled(&h));
+
+    let sam2 = dir.path().join("sam2.safetensors");
+    safetensors(
+        &sam2,
+        &[
+            "image_encoder.trunk.blocks.0.attn.qkv.weight",
+            "sam_mask_decoder.iou_prediction_head.layers.0.weight",
+        ],
+    );
+    type_weights(&mut h, &sam2.display().to_string());
+    h.get_by_label_contains("named like SAM 2's");
+    assert!(!apply_enabled(&h));
+
+    let other = tempfile::tempdir().unwrap();
+    let weights = tiny_folder(other.path(), false);
+    let config = other.path().join("config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["detr_decoder_config"]["num_layers"] = 6.into();
+    std::fs::write(&config, serde_json::to_vec(&json).unwrap()).unwrap();
+    type_weights(&mut h, &weights.display().to_string());
+    h.get_by_label_contains("DETR decoder has 2 layers, the config says 6");
+    assert!(!apply_enabled(&h));
+}
+
 #[test]
 fn a_bad_path_is_explained_and_blocks_apply() {
     let dir = tempfile::tempdir().unwrap();
@@ -138,11 +210,7 @@ fn a_bad_path_is_explained_and_blocks_apply() {
 #[test]
 fn a_valid_checkpoint_is_accepted_and_apply_returns_the_settings() {
     let dir = tempfile::tempdir().unwrap();
-    let weights = dir.path().join("model.safetensors");
-    safetensors(
-        &weights,
-        &["detector_model.vision_encoder.w", "tracker_model.w"],
-    );
+    tiny_folder(dir.path(), true);
     let mut h = harness(&ModelSettings::default());
     wait_for_check(&mut h);
     // Its folder stands for its model.safetensors, as on the command line.
@@ -151,7 +219,7 @@ fn a_valid_checkpoint_is_accepted_and_apply_returns_the_settings() {
         h.state().dialog.weights_check(),
         Some(WeightsCheck::Sam3(_))
     ));
-    h.get_by_label_contains("SAM3 checkpoint: 2 tensors (1 detector, 1 tracker)");
+    h.get_by_label_contains("SAM3 checkpoint: 394 tensors (394 detector, 0 tracker)");
     assert!(apply_enabled(&h));
     h.get_by_label_contains(DEVICE_INFO);
     h.get_by_label("CPU").click();
@@ -176,25 +244,43 @@ fn a_valid_checkpoint_is_accepted_and_apply_returns_the_settings() {
 }
 
 #[test]
-fn the_tiny_fixture_with_bare_names_is_accepted_with_a_warning() {
-    let Some(path) = common::shared_path("fixtures/sam3-tiny/sam3_model.safetensors") else {
-        return;
-    };
+fn the_tiny_fixture_in_a_folder_with_its_config_is_usable() {
+    // As the engine loads it: a folder holding model.safetensors (bare Sam3Model names) and
+    // its config.json.
+    let dir = tempfile::tempdir().unwrap();
+    tiny_folder(dir.path(), false);
     let current = ModelSettings {
-        weights: Some(PathBuf::from(&path)),
+        weights: Some(dir.path().to_path_buf()),
         ..ModelSettings::default()
     };
     let mut h = harness(&current);
     wait_for_check(&mut h);
     assert!(matches!(
         h.state().dialog.weights_check(),
-        Some(WeightsCheck::BareSam3 { .. })
+        Some(WeightsCheck::BareSam3 { tensors: 394, .. })
     ));
-    h.get_by_label_contains("names without the detector_model. prefix: will be tried");
+    h.get_by_label_contains("a bare Sam3Model export, 394 tensors) matching");
+    h.get_by_label_contains("config.json: usable");
     assert!(apply_enabled(&h));
     h.get_by_label(settings::APPLY).click();
     h.run_steps(2);
     assert_eq!(h.state().applied.as_ref(), Some(&current));
+}
+
+#[test]
+fn the_bare_fixture_file_alone_is_refused_for_want_of_its_config() {
+    // Without config.json beside it the engine would build the full-size model, which these
+    // tensors do not fit: said so, before any load.
+    let Some(path) = common::shared_path("fixtures/sam3-tiny/sam3_model.safetensors") else {
+        return;
+    };
+    let mut h = harness(&ModelSettings {
+        weights: Some(PathBuf::from(&path)),
+        ..ModelSettings::default()
+    });
+    wait_for_check(&mut h);
+    h.get_by_label_contains("full-size preset");
+    assert!(!apply_enabled(&h));
 }
 
 #[test]

@@ -10,6 +10,7 @@ use super::project::Project;
 impl Project {
     /// Applies an edit as one undo step. Returns whether it changed anything.
     pub fn apply(&mut self, edit: Edit) -> Result<bool> {
+        self.ensure_writable()?;
         self.end_stroke()?;
         match edit::apply(&mut self.doc, edit)? {
             Some(change) => {
@@ -28,6 +29,7 @@ impl Project {
     /// Sets HUE scores (the engine re-scores the whole queue at once). Journaled as one
     /// record, but not an undo step: scores are not the user's work.
     pub fn set_hue_scores(&mut self, scores: &[(ItemId, Option<f32>)]) -> Result<()> {
+        self.ensure_writable()?;
         let mut ops = Vec::with_capacity(scores.len());
         for &(item, hue) in scores {
             if let Some(value) = hue.filter(|h| !h.is_finite()) {
@@ -47,6 +49,7 @@ impl Project {
 
     /// Starts a brush or eraser drag on `class` of `item` (ending any drag in progress).
     pub fn begin_stroke(&mut self, item: ItemId, class: u8, brush: Brush) -> Result<()> {
+        self.ensure_writable()?;
         self.end_stroke()?;
         self.stroke = Some(Stroke::begin(&mut self.doc, item, class, brush)?);
         Ok(())
@@ -101,6 +104,7 @@ impl Project {
 
     /// Undoes the newest step (journaled like an edit). Returns false when there is none.
     pub fn undo(&mut self) -> Result<bool> {
+        self.ensure_writable()?;
         self.end_stroke()?;
         let Some(ops) = self.history.peek_undo().map(Change::backward) else {
             return Ok(false);
@@ -113,6 +117,7 @@ impl Project {
 
     /// Redoes the newest undone step. Returns false when there is none.
     pub fn redo(&mut self) -> Result<bool> {
+        self.ensure_writable()?;
         self.end_stroke()?;
         let Some(ops) = self.history.peek_redo().map(Change::forward) else {
             return Ok(false);

@@ -29,8 +29,16 @@ pub enum AnnotationError {
     #[error("no project found (missing snapshot) in {path:?}")]
     NotAProject { path: PathBuf },
 
-    #[error("project is open in another process (lock held on {path:?})")]
-    ProjectLocked { path: PathBuf },
+    #[error("project is open in another window or process ({holder}; lock held on {path:?})")]
+    ProjectLocked { holder: String, path: PathBuf },
+
+    #[error("project is open read-only ({reason}): edits here cannot be saved {path:?}")]
+    ReadOnly { reason: String, path: PathBuf },
+
+    #[error(
+        "the background compaction stopped unexpectedly (the edits are safe in the journal) {path:?}"
+    )]
+    CompactionFailed { path: PathBuf },
 
     #[error("failed to lock the project {path:?}")]
     LockProject {

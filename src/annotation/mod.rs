@@ -6,6 +6,9 @@
 //! May depend on `crate::study` (for exports) and on std, serde, image (PNG masks), flate2,
 //! crc32fast and sha2; never on burn, egui or any other module of ours.
 //!
+//! Every write to the project folder goes through a [`Storage`] (the real file system, or a
+//! failing one in tests).
+//!
 //! Entry point: [`Project`] (`create`, `open`, `apply`, `begin_stroke`/`stroke_to`/`end_stroke`,
 //! `undo`/`redo`, `save`, `export_png`/`export_nifti`). Coordinates are `image` pixels throughout.
 //! [`open_study_project`] finds or creates a study's project and registers its slices;
@@ -26,6 +29,7 @@ mod paint;
 mod project;
 mod record;
 mod snapshot;
+mod storage;
 
 pub use autosave::RecoveryReport;
 pub use document::{Item, ItemId, LabelClass, MaskProvenance, Provenance, ReviewState, Tool};
@@ -44,3 +48,4 @@ pub use open::{
 };
 pub use paint::PasteMode;
 pub use project::{Project, ProjectOptions};
+pub use storage::{OsStorage, SharedStorage, Storage, os_storage};

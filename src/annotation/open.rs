@@ -176,7 +176,17 @@ fn open_or_create(
                 return with_default_class(p, dir, options);
             }
             Err(AnnotationError::NotAProject { .. }) => {}
-            // Locked by another window, or damaged: say so rather than start a second project.
+            // Another window edits it: show it read-only here, and say why.
+            Err(AnnotationError::ProjectLocked { holder, .. }) => {
+                let reason = format!("Open in another M2C window ({holder})");
+                report.warnings.push(format!(
+                    "{reason}: this window shows the project read-only and refuses edits. \
+                     Close the other window and open the study again to edit here."
+                ));
+                report.used_fallback = *dir != beside;
+                return Project::open_read_only(dir, options, reason);
+            }
+            // Damaged: say so rather than start a second project.
             Err(e) => return Err(e),
         }
     }

@@ -5,17 +5,24 @@
 //! names (`masks/<item>/c<class>-g<generation>.png`), then the new `snapshot.json` through a
 //! temporary file and a rename, and only then deletes the files it replaced. A crash at any
 //! point leaves the previous snapshot complete, and the journal still holds what came after it.
+//!
+//! A compaction is split in three so that its slow part runs off the UI thread: [`capture`]
+//! (UI thread: copies the changed masks and the metadata), [`SnapshotJob::write`] (any thread:
+//! PNG encoding and every write), then [`adopt`] or [`restore`] (UI thread: the document
+//! points at the new files, or is marked changed again).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
-use std::io::{BufReader, Write as _};
+use std::io::BufReader;
 use std::path::{Component, Path, PathBuf};
 
 use image::ImageEncoder as _;
 
+use super::autosave::JournalRef;
 use super::document::{Document, Item, LabelClass, MaskProvenance, ReviewState};
 use super::error::{AnnotationError, Result};
 use super::mask::{ImageSize, MAX_SIDE, Mask};
+use super::storage::{self, OsStorage, Storage};
 
 pub(crate) const SNAPSHOT_FILE: &str = "snapshot.json";
 pub(crate) const MASKS_DIR: &str = "masks";
@@ -25,6 +32,10 @@ const FORMAT_VERSION: u32 = 1;
 struct SnapshotFile {
     format: u32,
     generation: u64,
+    /// The journal this snapshot was taken from and how far into it (absent: the snapshot
+    /// follows no journal but the one started for its own generation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    journal: Option<JournalRef>,
     #[serde(default)]
     study: Option<PathBuf>,
     #[serde(default)]
@@ -56,8 +67,15 @@ struct MaskRecord {
     provenance: Option<MaskProvenance>,
 }
 
+/// What [`read`] found besides the document.
+#[derive(Debug)]
+pub(crate) struct SnapshotInfo {
+    pub(crate) generation: u64,
+    pub(crate) follows: Option<JournalRef>,
+}
+
 /// Reads and validates `snapshot.json`; masks stay on disk until first needed.
-pub(crate) fn read(root: &Path) -> Result<(Document, u64)> {
+pub(crate) fn read(root: &Path) -> Result<(Document, SnapshotInfo)> {
     let path = root.join(SNAPSHOT_FILE);
     let bytes = match fs::read(&path) {
         Ok(b) => b,
@@ -120,7 +138,11 @@ pub(crate) fn read(root: &Path) -> Result<(Document, u64)> {
             }
         }
     }
-    Ok((doc, file.generation))
+    let info = SnapshotInfo {
+        generation: file.generation,
+        follows: file.journal,
+    };
+    Ok((doc, info))
 }
 
 /// A relative path below `masks/` without `..`: the snapshot may not point elsewhere.
@@ -129,57 +151,134 @@ fn is_mask_path(rel: &str) -> bool {
     path.starts_with(MASKS_DIR) && path.components().all(|c| matches!(c, Component::Normal(_)))
 }
 
-/// Writes the masks changed since the last snapshot and a new `snapshot.json` for
-/// `generation`. On success the document's file table points at the new files and nothing is
-/// dirty; on failure the document is unchanged and the previous snapshot is intact.
-pub(crate) fn write(doc: &mut Document, generation: u64) -> Result<()> {
-    let root = doc.root.clone();
-    // (item index, class, new file or `None` when the mask is now empty)
-    let mut replaced: Vec<(usize, u8, Option<String>)> = Vec::new();
-    for (index, item) in doc.items.iter().enumerate() {
+/// One compaction's work, taken from the document on the UI thread: the metadata, and a copy
+/// of every mask changed since the last snapshot.
+#[derive(Debug)]
+pub(crate) struct SnapshotJob {
+    root: PathBuf,
+    generation: u64,
+    file: SnapshotFile,
+    /// Masks to write, by path relative to the project folder.
+    masks: Vec<(String, Mask)>,
+    /// `(item index, class, new file or None when the mask is now empty)`.
+    replaced: Vec<(usize, u8, Option<String>)>,
+}
+
+impl std::fmt::Debug for SnapshotFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotFile")
+            .field("generation", &self.generation)
+            .field("items", &self.items.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Takes a snapshot of `doc` for `generation`, taken from the journal at `follows`: copies
+/// the changed masks and marks them unchanged (until [`restore`] on failure). Cheap: no I/O.
+pub(crate) fn capture(
+    doc: &mut Document,
+    generation: u64,
+    follows: Option<JournalRef>,
+) -> SnapshotJob {
+    let mut masks = Vec::new();
+    let mut replaced = Vec::new();
+    for (index, item) in doc.items.iter_mut().enumerate() {
         if item.dirty.is_empty() {
             continue;
         }
-        let Some(masks) = &item.masks else { continue };
-        let dir_rel = format!("{MASKS_DIR}/{index:06}");
-        let dir = root.join(&dir_rel);
-        fs::create_dir_all(&dir).map_err(|source| AnnotationError::WriteMask {
-            path: dir.clone(),
-            source,
-        })?;
-        for &class in &item.dirty {
-            let new = match masks.get(&class).filter(|m| !m.is_empty()) {
+        let Some(loaded) = &item.masks else { continue };
+        for class in std::mem::take(&mut item.dirty) {
+            let new = match loaded.get(&class).filter(|m| !m.is_empty()) {
                 Some(mask) => {
-                    let rel = format!("{dir_rel}/c{class}-g{generation}.png");
-                    write_mask(&root.join(&rel), mask)?;
+                    let rel = format!("{MASKS_DIR}/{index:06}/c{class}-g{generation}.png");
+                    masks.push((rel.clone(), mask.clone()));
                     Some(rel)
                 }
                 None => None,
             };
             replaced.push((index, class, new));
         }
-        sync_dir(&dir).map_err(|source| AnnotationError::WriteMask { path: dir, source })?;
     }
-    let masks_dir = root.join(MASKS_DIR);
-    if !replaced.is_empty() {
-        sync_dir(&masks_dir).map_err(|source| AnnotationError::WriteMask {
-            path: masks_dir,
-            source,
-        })?;
+    let mut file = snapshot_file(doc, generation, &replaced);
+    file.journal = follows;
+    SnapshotJob {
+        root: doc.root.clone(),
+        generation,
+        file,
+        masks,
+        replaced,
+    }
+}
+
+impl SnapshotJob {
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
     }
 
-    let file = snapshot_file(doc, generation, &replaced);
-    let path = root.join(SNAPSHOT_FILE);
-    let bytes = serde_json::to_vec_pretty(&file).map_err(|e| AnnotationError::WriteSnapshot {
-        path: path.clone(),
-        source: e.into(),
-    })?;
-    write_atomic(&path, &bytes)
-        .and_then(|()| sync_dir(&root))
-        .map_err(|source| AnnotationError::WriteSnapshot { path, source })?;
+    /// `(item index, class)` of every mask the job writes (those items' in-memory masks must
+    /// stay until the job is adopted: the files they point at are older).
+    pub(crate) fn touched(&self) -> Vec<(usize, u8)> {
+        self.replaced.iter().map(|(i, c, _)| (*i, *c)).collect()
+    }
 
-    // The new snapshot is durable: adopt its file table and drop the files it replaced.
-    for (index, class, new) in replaced {
+    /// Encodes and writes the masks, then `snapshot.json` through a rename. On `Ok` the new
+    /// snapshot is the project's on disk; on `Err` the previous one still is (new mask files
+    /// may be left, unreferenced). Runs on any thread.
+    pub(crate) fn write(&self, storage: &dyn Storage) -> Result<()> {
+        let dirs: BTreeSet<PathBuf> = self
+            .masks
+            .iter()
+            .filter_map(|(rel, _)| self.root.join(rel).parent().map(Path::to_path_buf))
+            .collect();
+        for dir in &dirs {
+            storage
+                .create_dir_all(dir)
+                .map_err(|source| AnnotationError::WriteMask {
+                    path: dir.clone(),
+                    source,
+                })?;
+        }
+        for (rel, mask) in &self.masks {
+            write_mask(storage, &self.root.join(rel), mask)?;
+        }
+        for dir in &dirs {
+            storage
+                .sync_dir(dir)
+                .map_err(|source| AnnotationError::WriteMask {
+                    path: dir.clone(),
+                    source,
+                })?;
+        }
+        let masks_dir = self.root.join(MASKS_DIR);
+        if !dirs.is_empty() {
+            storage
+                .sync_dir(&masks_dir)
+                .map_err(|source| AnnotationError::WriteMask {
+                    path: masks_dir,
+                    source,
+                })?;
+        }
+        let path = self.root.join(SNAPSHOT_FILE);
+        let bytes =
+            serde_json::to_vec_pretty(&self.file).map_err(|e| AnnotationError::WriteSnapshot {
+                path: path.clone(),
+                source: e.into(),
+            })?;
+        storage::write_atomic(storage, &path, &bytes)
+            .map_err(|source| AnnotationError::WriteSnapshot { path, source })?;
+        // The rename is done: the new snapshot is the one a reader sees. If the folder cannot
+        // be synced now, the next journal written (which syncs the folder) makes it durable.
+        if let Err(e) = storage.sync_dir(&self.root) {
+            tracing::warn!("could not sync the project folder after a snapshot: {e}");
+        }
+        Ok(())
+    }
+}
+
+/// The job's snapshot is on disk: point the document at its files and remove the ones it
+/// replaced.
+pub(crate) fn adopt(doc: &mut Document, storage: &dyn Storage, job: SnapshotJob) {
+    for (index, class, new) in job.replaced {
         let Some(item) = doc.items.get_mut(index) else {
             continue;
         };
@@ -188,11 +287,89 @@ pub(crate) fn write(doc: &mut Document, generation: u64) -> Result<()> {
             None => item.files.remove(&class),
         };
         if let Some(old) = old.filter(|old| Some(old) != item.files.get(&class)) {
-            remove_quietly(&root.join(old));
+            remove_quietly(storage, &doc.root.join(old));
         }
-        item.dirty.remove(&class);
     }
-    Ok(())
+}
+
+/// The job failed: its masks count as changed again, and the files it may have written go.
+pub(crate) fn restore(doc: &mut Document, storage: &dyn Storage, job: SnapshotJob) {
+    for (index, class, new) in job.replaced {
+        if let Some(item) = doc.items.get_mut(index) {
+            item.dirty.insert(class);
+        }
+        if let Some(rel) = new
+            && doc
+                .items
+                .get(index)
+                .is_none_or(|i| i.files.get(&class) != Some(&rel))
+        {
+            let path = doc.root.join(rel);
+            if let Err(e) = storage.remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::debug!("could not remove the unused mask file {path:?}: {e}");
+            }
+        }
+    }
+}
+
+/// Writes the masks changed since the last snapshot and a new `snapshot.json` for
+/// `generation`, on this thread. On success the document points at the new files and nothing
+/// is dirty; on failure the document is as before and the previous snapshot is intact.
+pub(crate) fn write(
+    doc: &mut Document,
+    storage: &dyn Storage,
+    generation: u64,
+    follows: Option<JournalRef>,
+) -> Result<()> {
+    let job = capture(doc, generation, follows);
+    match job.write(storage) {
+        Ok(()) => {
+            adopt(doc, storage, job);
+            Ok(())
+        }
+        Err(e) => {
+            restore(doc, storage, job);
+            Err(e)
+        }
+    }
+}
+
+/// Files under `masks/` that the snapshot does not name, and temporary files a crash left:
+/// removed when a project is opened for writing (best effort).
+pub(crate) fn sweep_unreferenced(doc: &Document, storage: &dyn Storage) {
+    let referenced: BTreeSet<PathBuf> = doc
+        .items
+        .iter()
+        .flat_map(|item| item.files.values())
+        .map(|rel| doc.root.join(rel))
+        .collect();
+    let mut leftovers = Vec::new();
+    if let Ok(entries) = fs::read_dir(&doc.root) {
+        leftovers.extend(
+            entries
+                .filter_map(std::result::Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "tmp")),
+        );
+    }
+    if let Ok(items) = fs::read_dir(doc.root.join(MASKS_DIR)) {
+        for dir in items.filter_map(std::result::Result::ok) {
+            let Ok(files) = fs::read_dir(dir.path()) else {
+                continue;
+            };
+            leftovers.extend(
+                files
+                    .filter_map(std::result::Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file() && !referenced.contains(p)),
+            );
+        }
+    }
+    for path in leftovers {
+        remove_quietly(storage, &path);
+    }
 }
 
 fn snapshot_file(
@@ -213,6 +390,7 @@ fn snapshot_file(
     SnapshotFile {
         format: FORMAT_VERSION,
         generation,
+        journal: None,
         study: doc.study.clone(),
         classes: doc.classes.values().cloned().collect(),
         items,
@@ -259,8 +437,8 @@ fn item_record(
 }
 
 /// Writes a first, empty snapshot for a new project.
-pub(crate) fn write_empty(doc: &mut Document) -> Result<()> {
-    write(doc, 0)
+pub(crate) fn write_empty(doc: &mut Document, storage: &dyn Storage) -> Result<()> {
+    write(doc, storage, 0, None)
 }
 
 /// Reads a mask PNG (any non-zero pixel is label) and checks it matches its image's size.
@@ -297,7 +475,7 @@ pub(crate) fn read_mask(root: &Path, rel: &str, size: ImageSize) -> Result<Mask>
 }
 
 /// Writes a mask as an 8-bit grey PNG (0 or 255, viewable as is), atomically.
-fn write_mask(path: &Path, mask: &Mask) -> Result<()> {
+fn write_mask(storage: &dyn Storage, path: &Path, mask: &Mask) -> Result<()> {
     let grey: Vec<u8> = mask.as_bytes().iter().map(|&v| v * 255).collect();
     let mut png = Vec::new();
     image::codecs::png::PngEncoder::new_with_quality(
@@ -315,41 +493,25 @@ fn write_mask(path: &Path, mask: &Mask) -> Result<()> {
         path: path.to_path_buf(),
         source,
     })?;
-    write_atomic(path, &png).map_err(|source| AnnotationError::WriteMask {
+    storage::write_atomic(storage, path, &png).map_err(|source| AnnotationError::WriteMask {
         path: path.to_path_buf(),
         source,
     })
 }
 
-/// Writes `bytes` to `path` through `path.tmp`, synced before the rename (the caller syncs the
-/// folder).
+/// Writes `bytes` to `path` atomically on the real file system (exports, outside the project).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let mut file = File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&tmp, path)
+    storage::write_atomic(&OsStorage, path, bytes)
 }
 
-/// Makes renames and new files in `dir` durable (a no-op where folders cannot be opened).
+/// Makes renames and new files in `dir` durable, on the real file system.
 pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
-    }
+    OsStorage.sync_dir(dir)
 }
 
-fn remove_quietly(path: &Path) {
-    if let Err(e) = fs::remove_file(path) {
-        tracing::debug!("could not remove superseded mask file {path:?}: {e}");
+fn remove_quietly(storage: &dyn Storage, path: &Path) {
+    if let Err(e) = storage.remove_file(path) {
+        tracing::debug!("could not remove the superseded file {path:?}: {e}");
     }
 }
 
@@ -375,9 +537,9 @@ mod tests {
             .unwrap()
             .stamp_disc([10.0, 10.0], 5.0, 1);
         doc.item_mut(id).unwrap().hue = Some(0.25);
-        write(&mut doc, 4).unwrap();
-        let (mut back, generation) = read(dir.path()).unwrap();
-        assert_eq!(generation, 4);
+        write(&mut doc, &OsStorage, 4, None).unwrap();
+        let (mut back, info) = read(dir.path()).unwrap();
+        assert_eq!(info.generation, 4);
         let item = back.item(id).unwrap();
         assert_eq!(item.hue(), Some(0.25));
         assert!(!item.masks_loaded());
@@ -411,7 +573,7 @@ mod tests {
         let mut doc = Document::new(dir.path(), None);
         let (id, _) = doc.add_item("a", ImageSize::new(40, 40).unwrap()).unwrap();
         doc.mask_mut(id, 1).unwrap().fill_all(1);
-        write(&mut doc, 1).unwrap();
+        write(&mut doc, &OsStorage, 1, None).unwrap();
         let rel = doc.item(id).unwrap().files[&1].clone();
         let path = dir.path().join(&rel);
         let bytes = fs::read(&path).unwrap();

@@ -68,6 +68,12 @@ impl M2cApp {
     /// Where the project stands (status bar and side panel).
     pub fn project_status(&self) -> ProjectStatus {
         if let Some(s) = &self.session {
+            if let Some(reason) = s.project.read_only_reason() {
+                return ProjectStatus::ReadOnly {
+                    reason: reason.to_owned(),
+                    root: s.project.root().to_path_buf(),
+                };
+            }
             ProjectStatus::Ready {
                 saved: s.project.is_saved(),
                 root: s.project.root().to_path_buf(),
@@ -185,6 +191,12 @@ impl M2cApp {
         let Some(session) = self.session.as_mut() else {
             return;
         };
+        // A compaction finished on its helper thread: adopt its snapshot now. A failed one
+        // loses nothing (the journal holds every edit) and is retried by a later edit.
+        if session.project.is_compacting() {
+            ctx.request_repaint_after(std::time::Duration::from_millis(100));
+            let _ = session.project.poll_compaction();
+        }
         if session.project.is_saved() || session.project.is_stroking() {
             return;
         }

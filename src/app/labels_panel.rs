@@ -51,6 +51,11 @@ pub enum ProjectStatus {
         saved: bool,
         root: std::path::PathBuf,
     },
+    /// Open read-only: another window or process is editing it.
+    ReadOnly {
+        reason: String,
+        root: std::path::PathBuf,
+    },
     Failed(String),
 }
 
@@ -68,6 +73,10 @@ impl ProjectStatus {
             ProjectStatus::Ready { saved: false, .. } => {
                 Some(("Changes not saved yet: retrying".to_owned(), false))
             }
+            ProjectStatus::ReadOnly { .. } => Some((
+                "Read-only: the project is open in another window".to_owned(),
+                false,
+            )),
             ProjectStatus::Failed(_) => Some(("Annotation unavailable".to_owned(), false)),
         }
     }
@@ -232,6 +241,17 @@ fn project_ui(ui: &mut egui::Ui, status: &ProjectStatus) {
             let state = if *saved { "saved" } else { "not saved yet" };
             ui.label(RichText::new(format!("Project {name}: {state}")).small())
                 .on_hover_text(root.display().to_string());
+        }
+        ProjectStatus::ReadOnly { reason, root } => {
+            ui.colored_label(ui.visuals().warn_fg_color, "Read-only project")
+                .on_hover_text(root.display().to_string());
+            ui.label(
+                RichText::new(format!(
+                    "{reason}. Edits here are refused; close the other window and open the \
+                     study again to edit."
+                ))
+                .small(),
+            );
         }
         ProjectStatus::Failed(reason) => {
             ui.colored_label(ui.visuals().error_fg_color, "No annotation project");

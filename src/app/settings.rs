@@ -286,8 +286,9 @@ impl SettingsDialog {
             return;
         };
         let colour = match check {
-            WeightsCheck::Empty | WeightsCheck::Sam3(_) => ui.visuals().text_color(),
-            WeightsCheck::BareSam3 { .. } => ui.visuals().warn_fg_color,
+            WeightsCheck::Empty | WeightsCheck::Sam3(_) | WeightsCheck::BareSam3 { .. } => {
+                ui.visuals().text_color()
+            }
             WeightsCheck::Invalid(_) => ui.visuals().error_fg_color,
         };
         ui.add(egui::Label::new(egui::RichText::new(check.message()).color(colour)).wrap());

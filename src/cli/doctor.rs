@@ -70,6 +70,12 @@ pub fn render(report: &EnvironmentReport) -> String {
                 s.tracker_tensors,
                 dtypes.join(", ")
             );
+            if s.bare {
+                out += "  names: a bare Sam3Model export (no detector_model. prefix): usable\n";
+            }
+            if let Some(config) = &s.config {
+                out += &format!("  config: {config} (the tensors match it)\n");
+            }
         }
         (Some(path), Some(Err(e))) => {
             out += &format!(

@@ -31,7 +31,10 @@ pub fn probe(
     let plan = device::plan_for(preference);
     let device_check = run_device_check.then(|| check_plan(&plan));
     let weights = weights::locate(explicit_weights);
-    let checkpoint = weights.found.as_deref().map(weights::inspect_checkpoint);
+    let checkpoint = weights
+        .found
+        .as_deref()
+        .map(|path| weights::check_checkpoint(path, None));
     EnvironmentReport {
         plan,
         device_check,

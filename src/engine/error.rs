@@ -32,6 +32,17 @@ pub enum CheckpointError {
     /// A valid safetensors file, but not SAM3's.
     #[error("{} is a safetensors file but not a SAM3 checkpoint: {reason}", path.display())]
     NotSam3 { path: PathBuf, reason: String },
+    /// SAM3's tensors, but not of the size its config describes.
+    #[error(
+        "{} does not match its config {config}: {reason} (use the config.json that came with \
+         the weights, or remove it to use the full-size SAM3)",
+        path.display()
+    )]
+    ConfigMismatch {
+        path: PathBuf,
+        config: String,
+        reason: String,
+    },
 }
 
 /// What a job was doing when it failed.
@@ -44,6 +55,7 @@ pub enum Task {
     Predict,
     Forget,
     SegmentBox,
+    Configure,
 }
 
 impl std::fmt::Display for Task {
@@ -55,6 +67,7 @@ impl std::fmt::Display for Task {
             Self::Predict => "predicting",
             Self::Forget => "dropping cached features",
             Self::SegmentBox => "segmenting the box",
+            Self::Configure => "changing the engine's settings",
         })
     }
 }

@@ -8,8 +8,8 @@ use std::path::Path;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use super::device::{DevicePlan, open};
-use super::error::{CheckpointError, EngineError};
-use super::weights::{CHECKPOINT_FILE, checkpoint_identity, inspect_checkpoint};
+use super::error::EngineError;
+use super::weights::{CHECKPOINT_FILE, check_checkpoint, checkpoint_identity};
 use crate::model::postprocess::{Instances, instances, mask_at_size};
 use crate::model::preprocess::{RgbImage, pixels_tensor};
 use crate::model::tokenizer::ClipTokenizer;
@@ -117,13 +117,9 @@ impl Segmenter {
         } else {
             weights.to_owned()
         };
-        // Header check first: a missing, truncated or foreign file fails in milliseconds.
-        let not_sam3 = match inspect_checkpoint(&weights) {
-            Ok(_) => None,
-            // bare `Sam3Model` names (no `detector_model.` prefix) may still load
-            Err(err @ CheckpointError::NotSam3 { .. }) => Some(err),
-            Err(err) => return Err(err.into()),
-        };
+        // Header check first: a missing, truncated or foreign file, or tensors of another size
+        // than the config, fail in milliseconds (bare `Sam3Model` names are accepted).
+        check_checkpoint(&weights, config)?;
         let folder = weights.parent().unwrap_or(Path::new("."));
         let (config, config_source) = match config {
             Some(path) => (Sam3Config::from_file(path)?, path.display().to_string()),
@@ -137,10 +133,7 @@ impl Segmenter {
         let (tokenizer, tokenizer_source) = folder_tokenizer(folder, context)?;
         let checkpoint = checkpoint_identity(&weights)?;
         let device = open(plan)?;
-        let model = match Sam3::load(&config, &weights, precision, &device) {
-            Ok(model) => model,
-            Err(err) => return Err(not_sam3.map_or_else(|| err.into(), Into::into)),
-        };
+        let model = Sam3::load(&config, &weights, precision, &device)?;
         Ok(Self {
             model,
             device,
@@ -250,6 +243,31 @@ impl Segmenter {
     }
 
     /// Identity of the loaded checkpoint, recorded in concept files learned with it.
+    /// Estimated peak memory (bytes) of encoding one image: one image-encoder layer's
+    /// activations (attention inputs and outputs, MLP), one global attention's score matrix,
+    /// and the feature pyramid it produces. Checked against the engine's memory limit before
+    /// an encode starts.
+    pub fn encode_bytes_estimate(&self) -> u64 {
+        let vit = &self.config.vision_config.backbone_config;
+        let side = (vit.image_size / vit.patch_size.max(1)) as u64;
+        let tokens = side * side;
+        let layer = tokens * (4 * vit.hidden_size as u64 + vit.intermediate_size as u64);
+        let scores = tokens * tokens * vit.num_attention_heads as u64;
+        (layer + scores) * 4 + self.feature_bytes_estimate()
+    }
+
+    /// Estimated bytes of one image's cached features (the feature pyramid, f32).
+    pub fn feature_bytes_estimate(&self) -> u64 {
+        let vision = &self.config.vision_config;
+        let channels = vision.fpn_hidden_size as u64;
+        let pyramid: u64 = vision
+            .backbone_feature_sizes
+            .iter()
+            .map(|[h, w]| (*h as u64) * (*w as u64))
+            .sum();
+        channels * pyramid * 4
+    }
+
     pub fn checkpoint_id(&self) -> &str {
         &self.checkpoint
     }

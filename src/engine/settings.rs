@@ -208,21 +208,24 @@ mod device_pref {
     }
 }
 
-/// Top-level modules of a bare HF `Sam3Model` checkpoint (no `detector_model.` prefix).
-const BARE_SAM3_PREFIXES: &[&str] = &["vision_encoder.", "detr_decoder.", "text_encoder."];
-
 /// The verdict on a weights path, for the Settings dialog.
 #[derive(Debug)]
 pub enum WeightsCheck {
     /// No path: the default places are searched; without a checkpoint the app is a manual
     /// annotator.
     Empty,
-    /// A SAM3 checkpoint (`detector_model.*` tensors present, nothing truncated).
+    /// A SAM3 checkpoint (`detector_model.*` tensors present, nothing truncated) whose tensors
+    /// agree with the config it will be loaded with.
     Sam3(CheckpointSummary),
-    /// A safetensors file with SAM3's module names but without the `detector_model.` prefix
-    /// (a bare `Sam3Model` export): the loader accepts these, so it will be tried.
-    BareSam3 { path: PathBuf, tensors: usize },
-    /// Missing, unreadable, truncated, not safetensors, or another model's weights.
+    /// SAM3's module names without the `detector_model.` prefix (a bare `Sam3Model` export,
+    /// as the test fixtures), agreeing with the config beside it: the loader takes these.
+    BareSam3 {
+        path: PathBuf,
+        tensors: usize,
+        config: String,
+    },
+    /// Missing, unreadable, truncated, not safetensors, another model's weights, or tensors
+    /// of another size than the config says.
     Invalid(CheckpointError),
 }
 
@@ -239,15 +242,18 @@ impl WeightsCheck {
                             the app is a manual annotator."
                 .to_owned(),
             Self::Sam3(s) => format!(
-                "SAM3 checkpoint: {} tensors ({} detector, {} tracker), {:.2} GB.",
+                "SAM3 checkpoint: {} tensors ({} detector, {} tracker), {:.2} GB; matches {}.",
                 s.tensors,
                 s.detector_tensors,
                 s.tracker_tensors,
-                s.file_bytes as f64 / 1e9
+                s.file_bytes as f64 / 1e9,
+                s.config.as_deref().unwrap_or("its config")
             ),
-            Self::BareSam3 { tensors, .. } => format!(
-                "{tensors} tensors with names without the detector_model. prefix: will be \
-                 tried (a bare Sam3Model export)."
+            Self::BareSam3 {
+                tensors, config, ..
+            } => format!(
+                "SAM3 checkpoint (a bare Sam3Model export, {tensors} tensors) matching {config}: \
+                 usable."
             ),
             Self::Invalid(CheckpointError::ReadCheckpoint { path, source })
                 if source.kind() == std::io::ErrorKind::NotFound =>
@@ -274,24 +280,13 @@ pub fn check_weights(path: Option<&Path>) -> WeightsCheck {
         .into_iter()
         .next()
         .unwrap_or_else(|| path.to_path_buf());
-    match weights::inspect_checkpoint(&file) {
+    match weights::check_checkpoint(&file, None) {
+        Ok(summary) if summary.bare => WeightsCheck::BareSam3 {
+            path: file,
+            tensors: summary.tensors,
+            config: summary.config.unwrap_or_default(),
+        },
         Ok(summary) => WeightsCheck::Sam3(summary),
-        Err(not_sam3 @ CheckpointError::NotSam3 { .. }) => {
-            match weights::checkpoint_tensor_names(&file) {
-                Ok(names)
-                    if BARE_SAM3_PREFIXES
-                        .iter()
-                        .all(|p| names.iter().any(|n| n.starts_with(p))) =>
-                {
-                    WeightsCheck::BareSam3 {
-                        path: file,
-                        tensors: names.len(),
-                    }
-                }
-                Ok(_) => WeightsCheck::Invalid(not_sam3),
-                Err(e) => WeightsCheck::Invalid(e),
-            }
-        }
         Err(e) => WeightsCheck::Invalid(e),
     }
 }
@@ -436,20 +431,36 @@ mod tests {
             check_weights(Some(Path::new(""))),
             WeightsCheck::Empty
         ));
-        let good = safetensors(d, "model.safetensors", &["detector_model.a"], false);
+        let prefixed = tempfile::tempdir().unwrap();
+        let good = weights::tiny_checkpoint_folder(prefixed.path(), true, true);
         assert!(matches!(check_weights(Some(&good)), WeightsCheck::Sam3(_)));
         // A folder means its model.safetensors.
-        assert!(matches!(check_weights(Some(d)), WeightsCheck::Sam3(_)));
-        let bare = safetensors(
+        let check = check_weights(Some(prefixed.path()));
+        assert!(
+            matches!(check, WeightsCheck::Sam3(_)),
+            "{}",
+            check.message()
+        );
+        let bare_dir = tempfile::tempdir().unwrap();
+        let bare = weights::tiny_checkpoint_folder(bare_dir.path(), false, true);
+        let check = check_weights(Some(&bare));
+        assert!(matches!(check, WeightsCheck::BareSam3 { tensors: 394, .. }));
+        assert!(check.is_acceptable());
+        assert!(check.message().contains("usable"), "{}", check.message());
+        // SAM3's names, but not the full-size model and no config beside: refused, with why.
+        let fake = safetensors(
             d,
-            "bare.safetensors",
+            "fake.safetensors",
             &["vision_encoder.w", "detr_decoder.w", "text_encoder.w"],
             false,
         );
-        let check = check_weights(Some(&bare));
-        assert!(matches!(check, WeightsCheck::BareSam3 { tensors: 3, .. }));
-        assert!(check.is_acceptable());
-        assert!(check.message().contains("will be tried"));
+        let check = check_weights(Some(&fake));
+        assert!(!check.is_acceptable());
+        assert!(
+            check.message().contains("does not match"),
+            "{}",
+            check.message()
+        );
         let bert = safetensors(d, "bert.safetensors", &["encoder.layer.0.w"], false);
         let check = check_weights(Some(&bert));
         assert!(!check.is_acceptable());

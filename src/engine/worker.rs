@@ -10,6 +10,11 @@
 //!   oldest first out, and dropped when another model is loaded.
 //! - A panic inside a job (e.g. a device error) is caught and reported as a failure; the thread
 //!   keeps serving.
+//! - An optional memory limit ([`MEMORY_LIMIT_ENV`], or [`Request::SetMemoryLimit`]) is checked
+//!   against an estimate before every large allocation (an image encode, a search over its
+//!   images, a prediction): a job that would exceed it fails at once with
+//!   [`EngineError::OutOfMemory`] and its remedies, instead of exhausting a shared GPU (or the
+//!   driver) part-way through.
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
@@ -35,6 +40,36 @@ pub use super::error::JobId;
 
 /// Default budget for cached image features (full-size SAM3: ≈ 111 MB per image).
 pub const DEFAULT_CACHE_BYTES: usize = 2 << 30;
+
+/// Environment variable capping the memory (MiB) the engine may plan to use for one job.
+pub const MEMORY_LIMIT_ENV: &str = "M2C_MEMORY_LIMIT_MB";
+
+/// The limit given by [`MEMORY_LIMIT_ENV`], in bytes (unset, empty or unreadable: none).
+fn memory_limit_from_env() -> Option<u64> {
+    let text = std::env::var(MEMORY_LIMIT_ENV).ok()?;
+    match text.trim().parse::<u64>() {
+        Ok(mib) => Some(mib.saturating_mul(1 << 20)),
+        Err(_) => {
+            tracing::warn!("{MEMORY_LIMIT_ENV}={text:?} is not a number of MiB; no memory limit");
+            None
+        }
+    }
+}
+
+/// Refuses a step needing `need` bytes when a limit is set and `need` exceeds it.
+fn check_memory(limit: Option<u64>, need: u64, what: &str) -> Result<(), EngineError> {
+    match limit {
+        Some(limit) if need > limit => Err(EngineError::OutOfMemory {
+            message: format!(
+                "{what} needs about {} MiB, over the engine's memory limit of {} MiB \
+                 ({MEMORY_LIMIT_ENV})",
+                need.div_ceil(1 << 20),
+                limit >> 20
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
 
 /// An image to work on, with the caller's stable key for the feature cache.
 #[derive(Debug, Clone)]
@@ -114,6 +149,8 @@ pub enum Request {
         training: Vec<TrainingSample>,
         warm_start: Option<Vec<f32>>,
     },
+    /// Sets (or, with `None`, lifts) the engine's memory limit in bytes for later jobs.
+    SetMemoryLimit { bytes: Option<u64> },
     /// Predicts a concept on images, one event per image as it is done.
     Predict {
         concept: Box<ConceptFile>,
@@ -138,6 +175,7 @@ impl Request {
             Self::Predict { .. } => Task::Predict,
             Self::Forget { .. } => Task::Forget,
             Self::SegmentBox { .. } => Task::SegmentBox,
+            Self::SetMemoryLimit { .. } => Task::Configure,
         }
     }
 }
@@ -326,6 +364,8 @@ impl Drop for Engine {
 struct Worker {
     model: Option<Segmenter>,
     cache: FeatureCache,
+    /// Bytes a job may plan to use (`None`: no limit).
+    memory_limit: Option<u64>,
     /// The interactive head's features of the last few images boxes were drawn on.
     tracker_images: VecDeque<(String, TrackerImage)>,
 }
@@ -337,6 +377,7 @@ fn serve(jobs: &Receiver<Job>, events: &Sender<Event>, cache_bytes: usize) {
     let mut worker = Worker {
         model: None,
         cache: FeatureCache::new(cache_bytes),
+        memory_limit: memory_limit_from_env(),
         tracker_images: VecDeque::new(),
     };
     for job in jobs {
@@ -440,6 +481,12 @@ impl Worker {
                 });
                 self.model = Some(model);
             }
+            Request::SetMemoryLimit { bytes } => self.memory_limit = bytes,
+            #[cfg(test)]
+            Request::Forget { key } if key == tests::PANIC_IN_BURN => {
+                // A genuine panic raised inside burn: values that do not fill their shape.
+                let _ = burn::tensor::TensorData::new(vec![1.0_f32; 3], [2, 2]);
+            }
             Request::Forget { key } => {
                 self.cache.remove(&key);
                 self.tracker_images.retain(|(k, _)| *k != key);
@@ -463,10 +510,20 @@ impl Worker {
                 warm_start,
             } => {
                 let model = self.model.as_ref().ok_or(EngineError::NoModel)?;
+                // Every searched image's features stay resident through the search, beside
+                // one image's step.
+                let images = training.len() as u64;
+                check_memory(
+                    self.memory_limit,
+                    images * model.feature_bytes_estimate() + model.encode_bytes_estimate(),
+                    &format!("learning from {images} images"),
+                )?;
                 let inputs: Vec<&ImageInput> = training.iter().map(|t| &t.input).collect();
-                let Some(images) = encode_all(model, &mut self.cache, &inputs, cancel, |stage| {
-                    send(Event::Progress { job, stage });
-                })?
+                let limit = self.memory_limit;
+                let Some(images) =
+                    encode_all(model, &mut self.cache, limit, &inputs, cancel, |stage| {
+                        send(Event::Progress { job, stage });
+                    })?
                 else {
                     return Ok(());
                 };
@@ -522,7 +579,7 @@ impl Worker {
                     });
                     let prediction = self
                         .cache
-                        .get_or_encode(model, input)
+                        .get_or_encode(model, input, self.memory_limit)
                         .and_then(|cached| model.predict(&prepared, &cached, &options))
                         .map_err(|e| e.on_image(&input.key))?;
                     send(Event::Predicted {
@@ -558,7 +615,7 @@ impl Worker {
                 source: "SAM3 interactive head",
             }))
         } else {
-            let cached = self.cache.get_or_encode(model, input)?;
+            let cached = self.cache.get_or_encode(model, input, self.memory_limit)?;
             model.segment_box_exemplar(&cached, box_xyxy)
         }
     }
@@ -568,6 +625,7 @@ impl Worker {
 fn encode_all(
     model: &Segmenter,
     cache: &mut FeatureCache,
+    memory_limit: Option<u64>,
     inputs: &[&ImageInput],
     cancel: &AtomicBool,
     progress: impl Fn(Stage),
@@ -581,7 +639,7 @@ fn encode_all(
         progress(Stage::Encoding { done, total });
         out.push(
             cache
-                .get_or_encode(model, input)
+                .get_or_encode(model, input, memory_limit)
                 .map_err(|e| e.on_image(&input.key))?,
         );
     }
@@ -625,6 +683,7 @@ impl FeatureCache {
         &mut self,
         model: &Segmenter,
         input: &ImageInput,
+        memory_limit: Option<u64>,
     ) -> Result<CachedImage, EngineError> {
         if let Some((cached, _)) = self.entries.get(&input.key)
             && (cached.width, cached.height) == input.source.size()
@@ -632,6 +691,11 @@ impl FeatureCache {
             return Ok(cached.clone());
         }
         self.remove(&input.key);
+        check_memory(
+            memory_limit,
+            model.encode_bytes_estimate(),
+            "encoding an image",
+        )?;
         let rgb = input.source.rgb()?;
         let cached = model.encode_image(&rgb.view())?;
         let bytes = cached.feature_bytes();
@@ -650,5 +714,72 @@ impl FeatureCache {
             self.used += bytes;
         }
         Ok(cached)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `Forget` of this key panics inside burn (test builds only).
+    pub(super) const PANIC_IN_BURN: &str = "\u{0}panic-in-burn";
+
+    fn end_of(engine: &mut Engine, job: JobId) -> Event {
+        loop {
+            let event = engine
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the engine answers");
+            if event.job() == job && matches!(event, Event::Finished { .. } | Event::Failed { .. })
+            {
+                return event;
+            }
+        }
+    }
+
+    #[test]
+    fn a_job_that_panics_inside_burn_fails_and_the_next_job_still_runs() {
+        let mut engine = Engine::spawn();
+        let job = engine.submit(Request::Forget {
+            key: PANIC_IN_BURN.to_owned(),
+        });
+        let Event::Failed { error, .. } = end_of(&mut engine, job) else {
+            panic!("the panicking job must fail");
+        };
+        assert!(
+            matches!(error.innermost(), EngineError::Crashed { .. }),
+            "{error:?}"
+        );
+        assert_eq!(error.task(), Some(Task::Forget));
+        assert!(engine.is_running(), "the engine thread survives");
+        // The next jobs run: one that succeeds, one that fails for its own reason.
+        let job = engine.submit(Request::Forget {
+            key: "a".to_owned(),
+        });
+        assert!(matches!(
+            end_of(&mut engine, job),
+            Event::Finished {
+                cancelled: false,
+                ..
+            }
+        ));
+        let job = engine.submit(Request::SetMemoryLimit { bytes: Some(1) });
+        assert!(matches!(end_of(&mut engine, job), Event::Finished { .. }));
+        let job = engine.submit(Request::Learn {
+            spec: ConceptSpec {
+                name: "x".to_owned(),
+                base_text: "x".to_owned(),
+                site: crate::concept::file::EmbeddingSite::TextInput,
+                settings: crate::concept::file::SearchSettings::default(),
+            },
+            training: Vec::new(),
+            warm_start: None,
+        });
+        let Event::Failed { error, .. } = end_of(&mut engine, job) else {
+            panic!("no model is loaded");
+        };
+        assert!(
+            matches!(error.innermost(), EngineError::NoModel),
+            "{error:?}"
+        );
     }
 }
