@@ -215,7 +215,7 @@ pub enum AnnotationError {
     ReadLabels {
         path: PathBuf,
         #[source]
-        source: crate::study::StudyError,
+        source: Box<crate::study::StudyError>,
     },
 
     #[error("cannot import the labels: every class value 1..=255 is taken ({path:?})")]
@@ -233,7 +233,7 @@ pub enum AnnotationError {
     SeriesGeometry {
         path: PathBuf,
         #[source]
-        source: crate::study::StudyError,
+        source: Box<crate::study::StudyError>,
     },
 }
 

@@ -241,10 +241,10 @@ impl ImportPlan {
         let Ok(v) = u8::try_from(value) else {
             return Err(AnnotationError::ReadLabels {
                 path: path.to_path_buf(),
-                source: StudyError::InvalidLabels {
+                source: Box::new(StudyError::InvalidLabels {
                     path: path.to_path_buf(),
                     reason: format!("label value {value} is above 255, the largest class value"),
-                },
+                }),
             });
         };
         if let Some((name, colour)) = name {
@@ -274,18 +274,18 @@ impl ImportPlan {
 fn read_error(path: &Path, source: StudyError) -> AnnotationError {
     AnnotationError::ReadLabels {
         path: path.to_path_buf(),
-        source,
+        source: Box::new(source),
     }
 }
 
 fn size_of(series: &Series, path: &Path) -> Result<ImageSize> {
     ImageSize::new(series.width, series.height).ok_or(AnnotationError::ReadLabels {
         path: path.to_path_buf(),
-        source: StudyError::ZeroSizedImage {
+        source: Box::new(StudyError::ZeroSizedImage {
             path: path.to_path_buf(),
             width: series.width,
             height: series.height,
-        },
+        }),
     })
 }
 
@@ -396,7 +396,7 @@ fn plan_nifti(
         let Some(s) = series.get(k) else { continue };
         let read = volume_geometry(s, true)
             .map_err(|e| match e {
-                AnnotationError::SeriesGeometry { source, .. } => source,
+                AnnotationError::SeriesGeometry { source, .. } => *source,
                 other => StudyError::GridMismatch {
                     path: path.to_path_buf(),
                     reason: other.to_string(),

@@ -284,7 +284,7 @@ pub(crate) fn volume_geometry(s: &Series, allow_irregular: bool) -> Result<Volum
         }
         Err(source) => Err(AnnotationError::SeriesGeometry {
             path: s.first_path().map(Path::to_path_buf).unwrap_or_default(),
-            source,
+            source: Box::new(source),
         }),
     }
 }
