@@ -330,32 +330,65 @@ fn nifti_export_writes_one_volume_per_series() {
 }
 
 #[test]
-fn a_project_locked_by_another_window_is_reported_and_the_app_keeps_running() {
+fn a_project_locked_by_another_window_is_shown_read_only_and_the_app_keeps_running() {
     let dir = tempfile::tempdir().unwrap();
     let study = png_study(dir.path());
     let data = dir.path().join("data");
     let mut first = harness(app_for(&study, &data));
     first.step();
     wait_until(&mut first, |a| a, ready);
+    paint(&mut first, |a| a, &[[40.0, 40.0], [41.0, 40.0]]);
+    let painted = label_map_of(first.state_mut(), "a.png");
+    assert!(labelled(&painted) > 0, "the first window's stroke landed");
+    let session = first.state_mut().session_mut().expect("a project is open");
+    session
+        .project
+        .flush()
+        .expect("the first window saves its stroke");
 
+    // The second window on the same study: the project is shown, read-only, and it says why.
     let mut second = harness(app_for(&study, &data));
     second.step();
     wait_until(
         &mut second,
         |a| a,
-        |app| app.study().shown().is_some() && app.toasts().texts().next().is_some(),
+        |app| app.study().shown().is_some() && app.session().is_some(),
     );
-    assert!(second.state().session().is_none());
-    second.get_by_label_contains("Could not open the annotation project");
-    second.get_by_label("Annotation unavailable");
-    // Painting does nothing, and nothing panics.
+    let reason = second
+        .state()
+        .session()
+        .and_then(|s| s.project.read_only_reason().map(str::to_owned))
+        .expect("the second window holds the project read-only");
+    assert!(reason.contains("another M2C window"), "{reason}");
+    second.get_by_label("Read-only: the project is open in another window");
+    second.get_by_label("Read-only project");
+    assert!(
+        second
+            .state()
+            .toasts()
+            .texts()
+            .any(|t| t.contains("refuses edits")),
+        "a toast says edits are refused here"
+    );
+    // It shows the first window's work.
+    assert_eq!(label_map_of(second.state_mut(), "a.png"), painted);
+
+    // Painting there changes nothing, here or on disk, and nothing panics.
     paint(&mut second, |a| a, &[[10.0, 10.0], [20.0, 10.0]]);
+    assert_eq!(label_map_of(second.state_mut(), "a.png"), painted);
+    assert_eq!(label_map_of(first.state_mut(), "a.png"), painted);
     second.key_press(Key::D);
     second.step();
     wait_until(
         &mut second,
         |a| a,
         |app| app.study().shown() == Some((1, 0)),
+    );
+    // The first window still edits.
+    paint(&mut first, |a| a, &[[10.0, 10.0], [11.0, 10.0]]);
+    assert_eq!(
+        label_map_of(first.state_mut(), "a.png").get(10, 10),
+        Some(1)
     );
 }
 
