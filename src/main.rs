@@ -10,13 +10,21 @@ fn main() -> ExitCode {
     let args = Cli::parse();
     let result = match &args.command {
         Some(command) => cli::run(&args, command),
-        None => m2c::app::run(m2c::app::LaunchOptions {
-            paths: args.paths.clone(),
-            weights: args.weights.clone(),
-            device: args.device,
-        })
-        .map(|()| 0)
-        .map_err(anyhow::Error::from),
+        None => {
+            if args.threads.is_some() {
+                tracing::warn!(
+                    "--threads (M2C_THREADS) applies to the subcommands; the window's CPU \
+                     threads are set in Settings"
+                );
+            }
+            m2c::app::run(m2c::app::LaunchOptions {
+                paths: args.paths.clone(),
+                weights: args.weights.clone(),
+                device: args.device,
+            })
+            .map(|()| 0)
+            .map_err(anyhow::Error::from)
+        }
     };
     match result {
         Ok(0) => ExitCode::SUCCESS,
@@ -37,7 +45,10 @@ fn init_tracing() {
         .unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new("warn,m2c=info,wgpu_hal=off,wgpu_core=error")
         });
+    // Spans (one per engine job and per model stage, at debug level) log their time when they
+    // close: `RUST_LOG=m2c=debug m2c …` shows where a job's time went.
     tracing_subscriber::fmt()
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();

@@ -238,6 +238,8 @@ fn a_valid_checkpoint_is_accepted_and_apply_returns_the_settings() {
             weights: Some(dir.path().to_path_buf()),
             device: DevicePreference::Cpu,
             precision: Precision::F16,
+            // Left at its default (every core but one), which follows the machine.
+            cpu_threads: None,
         }
     );
     assert!(!h.state().dialog.open, "Apply closes the dialog");
@@ -304,6 +306,8 @@ fn dialog_snapshot_with_a_missing_weights_file() {
         weights: Some(PathBuf::from("missing-weights/model.safetensors")),
         device: DevicePreference::Auto,
         precision: Precision::F32,
+        // Fixed, so that the snapshot does not depend on this machine's cores.
+        cpu_threads: Some(1),
     };
     let mut h = harness(&current);
     wait_for_check(&mut h);

@@ -164,8 +164,18 @@ impl Default for Learning {
 
 impl Learning {
     /// Loads SAM3 from `weights` on the planned device (on the engine thread).
-    pub fn load_model(&mut self, weights: PathBuf, plan: DevicePlan, precision: Precision) {
+    /// Its CPU kernels run on `cpu_threads` threads.
+    pub fn load_model(
+        &mut self,
+        weights: PathBuf,
+        plan: DevicePlan,
+        precision: Precision,
+        cpu_threads: usize,
+    ) {
         let engine = self.engine.get_or_insert_with(Engine::spawn);
+        engine.submit(Request::SetCpuThreads {
+            threads: cpu_threads,
+        });
         if let Some(job) = self.learn.take().map(|j| j.id) {
             engine.cancel(job);
         }

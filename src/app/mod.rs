@@ -225,6 +225,7 @@ impl M2cApp {
                 weights: options.weights.clone(),
                 device: options.device,
                 precision: Precision::F32,
+                cpu_threads: None,
             },
             settings_dialog: SettingsDialog::default(),
             settings_file: None,
@@ -324,7 +325,15 @@ impl M2cApp {
     /// probe does this by itself when it finds weights).
     pub fn load_model(&mut self, weights: PathBuf, plan: DevicePlan) {
         self.learning
-            .load_model(weights, plan, self.settings.precision);
+            .load_model(weights, plan, self.settings.precision, self.cpu_threads());
+    }
+
+    /// CPU threads the engine computes with (Settings; default every core but one).
+    pub fn cpu_threads(&self) -> usize {
+        self.settings
+            .cpu_threads
+            .unwrap_or_else(crate::engine::app_default_threads)
+            .max(1)
     }
 
     /// Learning and review state (engine status, running job, concepts).
@@ -344,10 +353,12 @@ impl M2cApp {
                 BackgroundEvent::Environment(report) => {
                     self.model_status = model_status_from(&report);
                     if let Some(weights) = loadable_weights(&report) {
+                        let threads = self.cpu_threads();
                         self.learning.load_model(
                             weights,
                             report.plan.clone(),
                             self.settings.precision,
+                            threads,
                         );
                     }
                 }

@@ -10,7 +10,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 
-use crate::engine::{DevicePreference, ModelSettings, Precision, WeightsCheck, check_weights};
+use crate::engine::compute::available_cores;
+use crate::engine::{
+    DevicePreference, ModelSettings, Precision, WeightsCheck, app_default_threads, check_weights,
+};
 
 /// Window title.
 pub const TITLE: &str = "Settings";
@@ -18,6 +21,8 @@ pub const TITLE: &str = "Settings";
 pub const WEIGHTS_FIELD: &str = "Weights file";
 /// Label of the apply button.
 pub const APPLY: &str = "Apply";
+/// Label of the CPU thread count (tests find the field by it).
+pub const CPU_THREADS_FIELD: &str = "CPU threads";
 
 /// Where the checkpoint comes from, in the words of the README's "SAM3 weights" section.
 const HOW_TO_GET_WEIGHTS: &str = "The SAM3 checkpoint is gated and never bundled or \
@@ -55,6 +60,8 @@ pub struct SettingsDialog {
     weights_text: String,
     device: DevicePreference,
     precision: Precision,
+    /// CPU threads for the engine (the CPU device).
+    cpu_threads: usize,
     /// The verdict on a weights path, and the (trimmed) text it was made for.
     check: Option<(String, WeightsCheck)>,
     /// The text a running check is for.
@@ -81,6 +88,7 @@ impl SettingsDialog {
             weights_text: String::new(),
             device: DevicePreference::Auto,
             precision: Precision::F32,
+            cpu_threads: app_default_threads(),
             check: None,
             checking: None,
             check_tx,
@@ -106,6 +114,7 @@ impl SettingsDialog {
             .unwrap_or_default();
         self.device = current.device;
         self.precision = current.precision;
+        self.cpu_threads = current.cpu_threads.unwrap_or_else(app_default_threads);
     }
 
     /// The settings as currently edited.
@@ -115,6 +124,8 @@ impl SettingsDialog {
             weights: (!text.is_empty()).then(|| PathBuf::from(text)),
             device: self.device,
             precision: self.precision,
+            // The default is stored as "none", so it follows the machine the file moves to.
+            cpu_threads: (self.cpu_threads != app_default_threads()).then_some(self.cpu_threads),
         }
     }
 
@@ -241,6 +252,17 @@ impl SettingsDialog {
             });
         }
         ui.label(format!("Now running on: {device_info}"));
+        ui.horizontal(|ui| {
+            let cores = available_cores();
+            let label = ui.label(CPU_THREADS_FIELD);
+            ui.add(egui::DragValue::new(&mut self.cpu_threads).range(1..=cores))
+                .labelled_by(label.id)
+                .on_hover_text(format!(
+                    "Threads SAM3 uses when it computes on the CPU (this machine has {cores} \
+                     cores). The default leaves one core to the window, so it stays \
+                     responsive during a search."
+                ));
+        });
         ui.separator();
         ui.heading("Precision");
         ui.horizontal(|ui| {
@@ -333,6 +355,7 @@ mod tests {
             weights: Some(PathBuf::from("/w/model.safetensors")),
             device: DevicePreference::Cpu,
             precision: Precision::F16,
+            cpu_threads: Some(1),
         };
         let mut dialog = SettingsDialog::new(&current);
         assert!(!dialog.open);

@@ -38,6 +38,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "M2C_DEVICE", value_name = "DEVICE", value_parser = parse_device, default_value = "auto")]
     pub device: DevicePreference,
 
+    /// CPU threads the subcommands compute with on the CPU device (default: every core). The
+    /// window's own count is in Settings (default: every core but one).
+    #[arg(long, global = true, env = "M2C_THREADS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -86,6 +91,11 @@ fn parse_device(value: &str) -> Result<DevicePreference, String> {
 
 /// Runs a subcommand. Returns the process exit code.
 pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
+    // Before the first kernel: rayon's global pool is the one burn's CPU backend computes in.
+    match crate::engine::compute::use_threads_globally(cli.threads.map(usize::from)) {
+        Ok(threads) => tracing::debug!("computing with {threads} CPU threads"),
+        Err(e) => tracing::warn!("{e}; using rayon's default pool"),
+    }
     match command {
         Command::Doctor(args) => doctor::run(cli, args),
         Command::Info(args) => study::info(args).map(|()| 0),

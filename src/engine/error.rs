@@ -125,6 +125,9 @@ pub enum EngineError {
     /// The GPU driver dropped the device (reset, hang, unplugged); nothing more runs on it.
     #[error("the compute device was lost ({message})")]
     DeviceLost { message: String },
+    /// The CPU thread pool could not be started.
+    #[error(transparent)]
+    ComputeThreads(#[from] super::compute::ComputePoolError),
     /// A computation panicked for another reason.
     #[error("the compute engine failed: {message}")]
     Crashed { message: String },

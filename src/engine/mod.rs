@@ -9,6 +9,7 @@
 //!
 //! Only [`device`] names a concrete burn backend.
 
+pub mod compute;
 pub mod concept;
 pub mod device;
 pub mod environment;
@@ -20,6 +21,7 @@ pub mod tools;
 pub mod weights;
 pub mod worker;
 
+pub use compute::{ComputePool, app_default_threads};
 pub use concept::{
     BoxSegmentation, ConceptFile, ConceptSpec, EmbeddingSite, OwnedRgb, PredictOptions, Prediction,
     SearchSettings, concept_id,

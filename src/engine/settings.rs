@@ -64,6 +64,9 @@ pub struct ModelSettings {
     #[serde(with = "device_pref")]
     pub device: DevicePreference,
     pub precision: Precision,
+    /// CPU threads the engine computes with on the CPU device; `None`: every core but one
+    /// ([`super::compute::app_default_threads`]), which leaves the window a core.
+    pub cpu_threads: Option<usize>,
 }
 
 /// Errors of loading or saving the settings file; each names the file.
@@ -300,6 +303,7 @@ mod tests {
             weights: Some(PathBuf::from("/data/sam3/model.safetensors")),
             device: DevicePreference::Gpu,
             precision: Precision::F16,
+            cpu_threads: Some(3),
         }
     }
 

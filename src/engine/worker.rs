@@ -15,6 +15,8 @@
 //!   images, a prediction): a job that would exceed it fails at once with
 //!   [`EngineError::OutOfMemory`] and its remedies, instead of exhausting a shared GPU (or the
 //!   driver) part-way through.
+//! - Jobs run inside a CPU thread pool of a fixed size ([`Engine::with_options`],
+//!   [`Request::SetCpuThreads`]), so a search on the CPU leaves the UI thread its core.
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
@@ -25,6 +27,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::compute::ComputePool;
 use super::concept::{
     BoxSegmentation, CachedImage, ConceptSpec, OwnedRgb, PredictOptions, Prediction, TrainingImage,
 };
@@ -151,6 +154,8 @@ pub enum Request {
     },
     /// Sets (or, with `None`, lifts) the engine's memory limit in bytes for later jobs.
     SetMemoryLimit { bytes: Option<u64> },
+    /// Sets how many CPU threads later jobs compute with (the CPU backend; at least 1).
+    SetCpuThreads { threads: usize },
     /// Predicts a concept on images, one event per image as it is done.
     Predict {
         concept: Box<ConceptFile>,
@@ -175,7 +180,7 @@ impl Request {
             Self::Predict { .. } => Task::Predict,
             Self::Forget { .. } => Task::Forget,
             Self::SegmentBox { .. } => Task::SegmentBox,
-            Self::SetMemoryLimit { .. } => Task::Configure,
+            Self::SetMemoryLimit { .. } | Self::SetCpuThreads { .. } => Task::Configure,
         }
     }
 }
@@ -368,6 +373,8 @@ struct Worker {
     memory_limit: Option<u64>,
     /// The interactive head's features of the last few images boxes were drawn on.
     tracker_images: VecDeque<(String, TrackerImage)>,
+    /// The CPU threads jobs run in (`None`: rayon's global pool, every core).
+    pool: Option<ComputePool>,
 }
 
 /// Images whose interactive-head features are kept (boxes are drawn on the image on screen).
@@ -379,6 +386,7 @@ fn serve(jobs: &Receiver<Job>, events: &Sender<Event>, cache_bytes: usize) {
         cache: FeatureCache::new(cache_bytes),
         memory_limit: memory_limit_from_env(),
         tracker_images: VecDeque::new(),
+        pool: None,
     };
     for job in jobs {
         let id = job.id;
@@ -390,9 +398,21 @@ fn serve(jobs: &Receiver<Job>, events: &Sender<Event>, cache_bytes: usize) {
             });
             continue;
         }
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            worker.run(id, &job.cancel, job.request, events)
-        }));
+        // One span per job: `RUST_LOG=m2c=debug` prints its duration, and the model stages
+        // inside it, when it closes.
+        let span = tracing::debug_span!("engine_job", job = ?id, task = ?task);
+        let pool = worker.pool.clone();
+        let outcome = span.in_scope(|| {
+            let run = || {
+                std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    worker.run(id, &job.cancel, job.request, events)
+                }))
+            };
+            match &pool {
+                Some(pool) => pool.install(run),
+                None => run(),
+            }
+        });
         let end = match outcome {
             Ok(Ok(())) => Event::Finished {
                 job: id,
@@ -482,6 +502,11 @@ impl Worker {
                 self.model = Some(model);
             }
             Request::SetMemoryLimit { bytes } => self.memory_limit = bytes,
+            Request::SetCpuThreads { threads } => {
+                let pool = ComputePool::new(threads)?;
+                tracing::info!("the engine computes with {} CPU threads", pool.threads());
+                self.pool = Some(pool);
+            }
             #[cfg(test)]
             Request::Forget { key } if key == tests::PANIC_IN_BURN => {
                 // A genuine panic raised inside burn: values that do not fill their shape.

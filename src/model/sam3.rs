@@ -170,6 +170,7 @@ impl Sam3 {
                 ),
             });
         }
+        let _stage = tracing::debug_span!("sam3_vit").entered();
         // Inputs follow the weights' dtype (f32, or f16 when loaded so).
         let tokens = self
             .vision_encoder
@@ -181,6 +182,7 @@ impl Sam3 {
 
     /// ViT output [b, C, g, g] → detector image features (neck levels 0–2, level-2 encoding).
     pub fn features_from_backbone(&self, backbone: Tensor<4>) -> Result<ImageFeatures, ModelError> {
+        let _stage = tracing::debug_span!("sam3_neck").entered();
         let maps = self.vision_encoder.neck.forward(backbone);
         let mut levels = maps.into_iter().map(Tensor::detach);
         let (Some(f0), Some(f1), Some(f2)) = (levels.next(), levels.next(), levels.next()) else {
@@ -239,6 +241,7 @@ impl Sam3 {
                 ),
             });
         }
+        let _stage = tracing::debug_span!("sam3_text_encoder").entered();
         let hidden = self
             .text_encoder
             .forward_embeds(token_embeds, Some(valid.clone()));
@@ -266,12 +269,14 @@ impl Sam3 {
         self.check_prompt(features, prompt)?;
         let (geometry, prompt_tokens, prompt_valid) = self.prompt_tokens(features, prompt);
         let (image, pos) = flat_image(features);
+        let fusion = tracing::debug_span!("sam3_fusion_encoder").entered();
         let encoder_layers = self.detr_encoder.forward(
             image.clone(),
             pos.clone(),
             prompt_tokens.clone(),
             prompt_valid.clone(),
         );
+        drop(fusion);
         let memory = encoder_layers.last().cloned().unwrap_or(image);
         let (detections, decoder, mask) =
             self.heads(features, memory, pos, prompt_tokens.clone(), prompt_valid);
@@ -299,6 +304,7 @@ impl Sam3 {
     ) {
         let has_boxes = prompt.boxes.iter().any(|list| !list.is_empty());
         let geometry = has_boxes.then(|| {
+            let _stage = tracing::debug_span!("sam3_geometry_encoder").entered();
             let boxes = BoxBatch::from_lists(&prompt.boxes);
             self.geometry_encoder
                 .forward(features.fpn[2].clone(), features.pos.clone(), &boxes)
@@ -323,6 +329,7 @@ impl Sam3 {
         prompt_tokens: Tensor<3>,
         prompt_valid: Tensor<2, Bool>,
     ) -> (Detections, DecoderOutput, MaskOutput) {
+        let _stage = tracing::debug_span!("sam3_decoder_and_heads").entered();
         let [f0, f1, f2] = features.fpn.clone();
         let [b, _, gh, gw] = f2.dims();
         let decoder = self.detr_decoder.forward(

@@ -204,6 +204,7 @@ impl Sam3Tracker {
                 ),
             });
         }
+        let _stage = tracing::debug_span!("tracker_neck").entered();
         let layers = &self.vision_encoder.neck.fpn_layers;
         let (Some(l0), Some(l1), Some(l2)) = (layers.first(), layers.get(1), layers.get(2)) else {
             return Err(ModelError::InvalidInput {
@@ -238,6 +239,7 @@ impl Sam3Tracker {
         prompt: &TrackerPrompt,
     ) -> Result<TrackerOutput, ModelError> {
         self.check_prompt(features, prompt)?;
+        let _stage = tracing::debug_span!("tracker_prompt_and_mask_decoder").entered();
         let b = features.batch();
         let device = features.image.device();
         let (sparse, dense) = self.prompt_encoder.forward(
