@@ -10,9 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 
-use crate::engine::compute::available_cores;
 use crate::engine::{
-    DevicePreference, ModelSettings, Precision, WeightsCheck, app_default_threads, check_weights,
+    DevicePreference, ModelSettings, Precision, WeightsCheck, app_default_threads, available_cores,
+    check_weights,
 };
 
 /// Window title.
@@ -62,6 +62,8 @@ pub struct SettingsDialog {
     precision: Precision,
     /// CPU threads for the engine (the CPU device).
     cpu_threads: usize,
+    /// The settings named a thread count (rather than following the machine's default).
+    cpu_threads_chosen: bool,
     /// The verdict on a weights path, and the (trimmed) text it was made for.
     check: Option<(String, WeightsCheck)>,
     /// The text a running check is for.
@@ -89,6 +91,7 @@ impl SettingsDialog {
             device: DevicePreference::Auto,
             precision: Precision::F32,
             cpu_threads: app_default_threads(),
+            cpu_threads_chosen: false,
             check: None,
             checking: None,
             check_tx,
@@ -115,6 +118,7 @@ impl SettingsDialog {
         self.device = current.device;
         self.precision = current.precision;
         self.cpu_threads = current.cpu_threads.unwrap_or_else(app_default_threads);
+        self.cpu_threads_chosen = current.cpu_threads.is_some();
     }
 
     /// The settings as currently edited.
@@ -124,8 +128,10 @@ impl SettingsDialog {
             weights: (!text.is_empty()).then(|| PathBuf::from(text)),
             device: self.device,
             precision: self.precision,
-            // The default is stored as "none", so it follows the machine the file moves to.
-            cpu_threads: (self.cpu_threads != app_default_threads()).then_some(self.cpu_threads),
+            // Left at the default, it is stored as "none" and follows the machine the settings
+            // move to; a count the user set (or had saved) is kept as it is.
+            cpu_threads: (self.cpu_threads_chosen || self.cpu_threads != app_default_threads())
+                .then_some(self.cpu_threads),
         }
     }
 
@@ -365,5 +371,15 @@ mod tests {
         dialog.show(&current);
         assert!(dialog.open);
         assert_eq!(dialog.draft(), current);
+
+        // No saved thread count: the default stays "none" unless the user changes it.
+        let follows = ModelSettings {
+            cpu_threads: None,
+            ..current
+        };
+        let mut dialog = SettingsDialog::new(&follows);
+        assert_eq!(dialog.draft().cpu_threads, None);
+        dialog.cpu_threads = app_default_threads() + 1;
+        assert_eq!(dialog.draft().cpu_threads, Some(app_default_threads() + 1));
     }
 }

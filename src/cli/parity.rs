@@ -1,7 +1,7 @@
 //! `m2c parity --fixtures DIR`: runs the SAM3 model of a reference fixture folder (the committed
 //! `tests/fixtures/sam3-tiny`, or one made by `tests/reference/make_reference.py`, e.g. the
 //! full-size preset) stage by stage on the chosen device and compares every tensor with the HF
-//! reference, the same comparisons as `tests/model_parity.rs`. Reference tensors the folder
+//! reference, the same comparisons as `tests/model/model_parity.rs`. Reference tensors the folder
 //! lacks are listed as "not in fixtures" and not counted.
 
 use std::path::PathBuf;

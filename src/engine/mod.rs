@@ -21,7 +21,7 @@ pub mod tools;
 pub mod weights;
 pub mod worker;
 
-pub use compute::{ComputePool, app_default_threads};
+pub use compute::{ComputePool, app_default_threads, available_cores};
 pub use concept::{
     BoxSegmentation, ConceptFile, ConceptSpec, EmbeddingSite, OwnedRgb, PredictOptions, Prediction,
     SearchSettings, concept_id,

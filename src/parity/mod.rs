@@ -1,6 +1,6 @@
 //! Stage-by-stage comparison with HF reference fixtures (the committed `tests/fixtures/sam3-tiny`
 //! or a folder made by `tests/reference/make_reference.py`, e.g. `--preset full`), shared by
-//! `tests/model_parity.rs` and `m2c parity`.
+//! `tests/model/model_parity.rs` and `m2c parity`.
 //!
 //! Each stage starts from the *reference* input of that stage, so a failure points at one
 //! component. A stage returns one [`Comparison`] per tensor; judging it (tolerance, assertion,

@@ -1,4 +1,4 @@
-//! The stages of `tests/model_parity.rs`, each from the reference input of that stage.
+//! The stages of `tests/model/model_parity.rs`, each from the reference input of that stage.
 
 use burn::module::Module as _;
 use burn::tensor::{Device, Tensor};

@@ -29,7 +29,7 @@ pub fn shared_dir(what: &str) -> Option<PathBuf> {
 
 /// The committed tiny SAM3 reference fixtures, `tests/fixtures/sam3-tiny` (made by
 /// `tests/reference/make_reference.py --preset tiny`; always present in a checkout, so the
-/// parity tests never skip). `tests/model_parity.rs` checks that they agree with
+/// parity tests never skip). `tests/model/model_parity.rs` checks that they agree with
 /// `shared/fixtures/sam3-tiny` when that folder is present.
 pub fn tiny_fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

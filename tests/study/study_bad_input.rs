@@ -2,7 +2,7 @@
 //! truncated DICOM (a value cut short is a declared length past the end of the file) and PNG,
 //! missing pixel data, sizes that change within a series, zero-sized images.
 
-mod dicom_gen;
+use crate::dicom_gen;
 
 use std::path::Path;
 

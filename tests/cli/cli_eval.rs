@@ -5,7 +5,7 @@
     reason = "test helpers panic on setup failure"
 )]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -2,8 +2,8 @@
 //! its named error), the real CT series is grouped, ordered and its tilt reported, Kvasir JPEGs
 //! load, and generated DICOM files cover the same paths on a fresh clone.
 
-mod common;
-mod dicom_gen;
+use crate::common;
+use crate::dicom_gen;
 
 use std::path::Path;
 

@@ -9,7 +9,7 @@
     reason = "test setup panics on broken fixtures"
 )]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

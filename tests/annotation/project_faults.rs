@@ -832,7 +832,12 @@ fn hold_child() {
 /// Runs [`hold_child`] in another process on `dir` until the returned child's stdin closes.
 fn hold_in_child(dir: &Path) -> std::process::Child {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "hold_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "project_faults::hold_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(HOLD_ENV, dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -5,8 +5,8 @@
 // Helpers outside #[test] functions unwrap too: a failure there is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod dicom_gen;
-mod labels;
+use crate::dicom_gen;
+use crate::labels;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -8,7 +8,7 @@
     reason = "test helpers panic on setup failure"
 )]
 
-mod common;
+use crate::common;
 
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use m2c::engine::device::cpu_device;

@@ -7,7 +7,7 @@
     reason = "test helpers panic on setup failure"
 )]
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

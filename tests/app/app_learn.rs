@@ -5,7 +5,7 @@
 //! a prediction, Cancel stops a search; the UI keeps drawing throughout (frame times printed).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -3,8 +3,8 @@
 //! values; label volumes share the image affine and carry a sidecar; PNG masks reload
 //! identical.
 
-mod common;
-mod dicom_gen;
+use crate::common;
+use crate::dicom_gen;
 
 use std::path::Path;
 use std::process::Command;

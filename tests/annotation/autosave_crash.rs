@@ -191,7 +191,12 @@ fn run_child(dir: &Path, start: u64, delay: Duration, after_first_ack: bool) -> 
     let stderr_path = dir.with_extension("child-stderr");
     let stderr = std::fs::File::create(&stderr_path).unwrap();
     let mut child = Command::new(exe)
-        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "autosave_crash::crash_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_DIR_ENV, dir)
         .env(CHILD_START_ENV, start.to_string())
         .env_remove(CHILD_COMPACTION_ENV)
@@ -290,7 +295,12 @@ fn run_compaction_child(dir: &Path, start: u64, delay_ms: impl FnOnce() -> u64) 
     let stderr_path = dir.with_extension("child-stderr");
     let stderr = std::fs::File::create(&stderr_path).unwrap();
     let mut child = Command::new(exe)
-        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "autosave_crash::crash_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_DIR_ENV, dir)
         .env(CHILD_START_ENV, start.to_string())
         .env(CHILD_COMPACTION_ENV, "1")

@@ -8,7 +8,7 @@
     reason = "test setup panics on broken fixtures"
 )]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;

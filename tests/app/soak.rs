@@ -3,7 +3,7 @@
 //! every frame and the resident memory. A figure for the notes, not a CI test (ignored):
 //!
 //! ```text
-//! cargo test --test soak -- --ignored --nocapture
+//! cargo test --test app soak -- --ignored --nocapture
 //! ```
 //!
 //! `M2C_SOAK_SECS` (default 600) and `M2C_SOAK_STROKES` (default 10 000) set the length: it
@@ -12,7 +12,7 @@
 //! frame after that first minute took over 100 ms.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -11,7 +11,7 @@
 // Helpers outside #[test] fns panic on broken fixtures on purpose.
 #![allow(clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::Instant;

@@ -2,7 +2,7 @@
 //! the three uncompressed transfer syntaxes, signed 16-bit with rescale, MONOCHROME1, RGB,
 //! palette colour, Enhanced multi-frame geometry and 1-bit segmentation frames.
 
-mod dicom_gen;
+use crate::dicom_gen;
 
 use dicom_core::value::DataSetSequence;
 use dicom_core::{DataElement, PrimitiveValue, VR};

@@ -9,9 +9,8 @@
     reason = "test helpers panic on setup failure"
 )]
 
-mod common;
-mod dicom_gen;
-mod labels;
+use crate::common;
+use crate::labels;
 
 use std::path::{Path, PathBuf};
 

@@ -2,8 +2,7 @@
 //! the file is refused with `StudyError::DeclaredLengthExceedsFile` naming the file, before
 //! dicom-parser reserves (and zero-fills) the declared length. Valid files are not affected.
 
-mod common;
-mod dicom_gen;
+use crate::dicom_gen;
 
 use std::io::{Read, Write};
 use std::path::Path;

@@ -1,0 +1,12 @@
+//! The cli tests, one binary (`cargo test --test cli`): every module below was
+//! its own test binary once; each linked burn, wgpu and egui, which on 2 cores cost minutes.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cli_bench;
+mod cli_concept;
+mod cli_eval;
+mod cli_parity;
+mod cli_segment;
+mod doctor;
