@@ -23,6 +23,7 @@ pub mod study_view;
 pub mod toasts;
 pub mod tools;
 pub mod viewer;
+pub mod weights_dialog;
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -30,7 +31,8 @@ use std::sync::mpsc::{self, Receiver, Sender};
 pub use error::AppError;
 
 use crate::engine::{
-    CheckpointError, DevicePlan, DevicePreference, EnvironmentReport, ModelSettings, Precision,
+    CheckpointError, DevicePlan, DevicePreference, EnvironmentReport, InstallTarget, Installed,
+    ModelSettings, Precision,
 };
 use command::AppCommand;
 use export::{ExportDialog, ExportSummary};
@@ -41,6 +43,7 @@ use settings::SettingsDialog;
 use study_view::{StudyEvent, StudyView};
 use toasts::Toasts;
 use tools::ToolState;
+use weights_dialog::WeightsDialog;
 
 /// What `m2c [PATH...]` passes to the window.
 #[derive(Debug, Clone, Default)]
@@ -81,6 +84,7 @@ pub fn run(options: LaunchOptions) -> Result<(), AppError> {
             if let Some(dir) = crate::engine::m2c_config_dir() {
                 app.use_recent_file(dir.join(recent::RECENT_FILE));
             }
+            app.use_weights_target(InstallTarget::for_user().ok());
             if let Some(problem) = problem {
                 app.toasts
                     .warn(format!("Saved settings not used: {problem}"));
@@ -187,6 +191,8 @@ pub struct M2cApp {
     settings_file: Option<PathBuf>,
     /// Recently opened studies (in memory only unless [`M2cApp::use_recent_file`]).
     recent: recent::RecentStudies,
+    /// Help → Get SAM3 weights….
+    weights_dialog: WeightsDialog,
 }
 
 impl M2cApp {
@@ -230,6 +236,7 @@ impl M2cApp {
             settings_dialog: SettingsDialog::default(),
             settings_file: None,
             recent: recent::RecentStudies::default(),
+            weights_dialog: WeightsDialog::default(),
             options,
         }
     }
@@ -237,6 +244,16 @@ impl M2cApp {
     /// Remembers recently opened studies in `file` (and reads those already there).
     pub fn use_recent_file(&mut self, file: PathBuf) {
         self.recent = recent::RecentStudies::load(file);
+    }
+
+    /// Where Help → Get SAM3 weights… installs (`None`: nowhere; the dialog says so).
+    pub fn use_weights_target(&mut self, target: Option<InstallTarget>) {
+        self.weights_dialog.set_target(target);
+    }
+
+    /// The Get SAM3 weights dialog.
+    pub fn weights_dialog(&self) -> &WeightsDialog {
+        &self.weights_dialog
     }
 
     /// Recently opened studies, newest first.
@@ -267,6 +284,16 @@ impl M2cApp {
     /// Opens the Settings dialog on the settings in effect.
     pub(super) fn open_settings(&mut self) {
         self.settings_dialog.show(&self.settings);
+    }
+
+    /// A checkpoint was installed (Help → Get SAM3 weights…): load it now. The settings file
+    /// was already updated by the installation; only what is in effect changes here.
+    pub(super) fn use_installed_weights(&mut self, ctx: &egui::Context, installed: &Installed) {
+        self.settings.weights = Some(installed.weights.clone());
+        self.options.weights.clone_from(&self.settings.weights);
+        self.learning.unload();
+        self.model_status = ModelStatus::Detecting;
+        self.start_environment_probe(Some(ctx.clone()));
     }
 
     /// Applies settings chosen in the dialog: saves them, then detects the device and loads
@@ -451,6 +478,9 @@ impl M2cApp {
             let classes = self.session.as_ref().map(Session::classes);
             self.import
                 .import_dialog_ui(&ctx, classes.as_deref().unwrap_or(&[]), &mut commands);
+        }
+        if let Some(installed) = self.weights_dialog.ui(&ctx) {
+            self.use_installed_weights(&ctx, &installed);
         }
         self.toasts.toasts_ui(&ctx);
         for action in actions {

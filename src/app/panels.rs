@@ -98,6 +98,7 @@ pub fn menu_bar_ui(
             });
             ui.menu_button("Help", |ui| {
                 action_button_ui(ui, Action::ShowShortcuts, actions);
+                action_button_ui(ui, Action::GetWeights, actions);
             });
         });
     });
@@ -202,9 +203,9 @@ fn weights_ui(ui: &mut egui::Ui, weights: &WeightsStatus) {
         WeightsStatus::Missing { first_location } => {
             ui.label("SAM3 weights: not found");
             ui.label(
-                "Manual annotation works without them. To enable automatic segmentation, \
-                 download model.safetensors from Hugging Face facebook/sam3 (gated) and choose \
-                 it in Settings (Ctrl+,), start m2c with --weights PATH, or put it at:",
+                "Manual annotation works without them. For automatic segmentation, \
+                 Help > Get SAM3 weights… says what to download (Hugging Face facebook/sam3, \
+                 gated) and installs it at:",
             );
             if let Some(p) = first_location {
                 ui.label(RichText::new(p.display().to_string()).small().monospace());
