@@ -130,6 +130,7 @@ impl ExportDialog {
     ) {
         let mut open = self.open;
         egui::Window::new("Export masks")
+            .id(window_id())
             .open(&mut open)
             .collapsible(false)
             .resizable(false)
@@ -274,6 +275,11 @@ impl M2cApp {
             }
         }
     }
+}
+
+/// The id of the dialog's window (Esc closes the topmost window first).
+pub fn window_id() -> egui::Id {
+    egui::Id::unique("m2c-export-dialog")
 }
 
 /// Runs `request` on a helper thread. The session comes back in
