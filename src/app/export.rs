@@ -18,6 +18,11 @@ use super::command::AppCommand;
 use super::session::Session;
 use super::{BackgroundEvent, M2cApp};
 
+/// Said under a NIfTI export that refused series for their geometry.
+pub const IRREGULAR_HINT: &str = "To export these series anyway, tick \"Allow uneven slice \
+spacing or tilt\" (NIfTI) and export again: tilt is kept exactly (a sheared affine), uneven \
+spacing becomes the mean step.";
+
 /// The dialog's own state (kept while it is closed, so it reopens as it was).
 #[derive(Debug, Default)]
 pub struct ExportDialog {
@@ -251,6 +256,13 @@ impl ExportDialog {
                 ui.label(summary.line());
                 for failure in &summary.failures {
                     ui.colored_label(ui.visuals().warn_fg_color, failure.to_string());
+                }
+                if summary
+                    .failures
+                    .iter()
+                    .any(crate::annotation::ExportFailure::is_irregular_geometry)
+                {
+                    ui.label(IRREGULAR_HINT);
                 }
             }
             Some(Err(e)) => {
