@@ -2,7 +2,7 @@
 //! is checked, installed into the data folder (then found by `m2c doctor` without --weights) or
 //! recorded in the settings with --in-place; wrong files (truncated, SAM 2's, a web page, a
 //! PyTorch checkpoint, a Git LFS pointer, a missing path) are refused with a clear error and
-//! leave nothing behind.
+//! leave nothing behind. An ignored helper writes a full-size placeholder checkpoint for timing.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,6 +13,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Instant;
+
+use burn::store::{BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot as _, SafetensorsStore};
+use m2c::engine::device::{DevicePreference, open, plan_for};
+use m2c::engine::weights::check_checkpoint;
+use m2c::model::Sam3Config;
 
 /// An empty home: data, config and Hugging Face cache folders inside `home`.
 fn m2c(home: &Path, args: &[&std::ffi::OsStr]) -> Output {
@@ -220,4 +226,48 @@ fn wrong_files_are_refused_and_leave_nothing_behind() {
     std::fs::create_dir_all(&bare).unwrap();
     std::fs::copy(&weights, bare.join("model.safetensors")).unwrap();
     assert_refused(home.path(), &bare, "does not match its config");
+}
+
+/// Not a check: writes a full-size SAM3 detector checkpoint with placeholder weights, named as
+/// the hub's bare `Sam3Model` file, so that weights load time can be measured without the gated
+/// download (`m2c segment --weights FILE` prints "loaded in N s"). 3.4 GB; run on purpose:
+/// `M2C_FULL_CKPT_OUT=/tmp/full/model.safetensors cargo test --test cli_weights -- --ignored`
+#[test]
+#[ignore = "writes a 3.4 GB file; run by hand to measure weights load time"]
+fn write_full_size_placeholder_checkpoint() {
+    let Some(out) = std::env::var_os("M2C_FULL_CKPT_OUT").map(PathBuf::from) else {
+        eprintln!("SKIP: set M2C_FULL_CKPT_OUT to the file to write");
+        return;
+    };
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let device = open(&plan_for(DevicePreference::Cpu)).unwrap();
+    let start = Instant::now();
+    let config = Sam3Config::full();
+    config.validate().unwrap();
+    let model = config.init(&device);
+    eprintln!("init: {:.1} s", start.elapsed().as_secs_f64());
+    // The loader's remap table backwards; the adapter turns gamma/beta into weight/bias and
+    // transposes Linear weights back to PyTorch's layout.
+    let remap =
+        KeyRemapper::from_patterns(vec![(r"\.scale_layers_(\d+)\.", ".scale_layers.$1.")]).unwrap();
+    let mut store = SafetensorsStore::from_file(&out)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .remap(remap)
+        .overwrite(true);
+    let start = Instant::now();
+    model.save_into(&mut store).unwrap();
+    eprintln!(
+        "saved {} in {:.1} s",
+        out.display(),
+        start.elapsed().as_secs_f64()
+    );
+    let summary = check_checkpoint(&out, None).unwrap();
+    eprintln!(
+        "{} tensors, {:.2} GB, bare names: {}",
+        summary.tensors,
+        summary.file_bytes as f64 / 1e9,
+        summary.bare
+    );
 }
