@@ -168,6 +168,18 @@ impl M2cApp {
                 self.last_overlay = None;
                 match &result {
                     Ok(summary) if summary.failures.is_empty() => self.toasts.info(summary.line()),
+                    Ok(summary)
+                        if summary
+                            .failures
+                            .iter()
+                            .any(crate::annotation::ExportFailure::is_irregular_geometry) =>
+                    {
+                        self.toasts.warn(format!(
+                            "{}. {}",
+                            summary.line(),
+                            super::export::IRREGULAR_HINT
+                        ));
+                    }
                     Ok(summary) => self.toasts.warn(summary.line()),
                     Err(e) => self.toasts.error(e.clone()),
                 }

@@ -169,6 +169,7 @@ impl M2cApp {
             | Action::BoxTool
             | Action::Settings => self.perform_learning(ctx, action),
             Action::ShowShortcuts => self.show_shortcuts = !self.show_shortcuts,
+            Action::GetWeights => self.weights_dialog.show(),
             Action::Quit => {
                 self.end_stroke();
                 ctx.send_viewport_cmd(egui::ViewportCommand::Close);

@@ -18,6 +18,11 @@ use super::command::AppCommand;
 use super::session::Session;
 use super::{BackgroundEvent, M2cApp};
 
+/// Said under a NIfTI export that refused series for their geometry.
+pub const IRREGULAR_HINT: &str = "To export these series anyway, tick \"Allow uneven slice \
+spacing or tilt\" (NIfTI) and export again: tilt is kept exactly (a sheared affine), uneven \
+spacing becomes the mean step.";
+
 /// The dialog's own state (kept while it is closed, so it reopens as it was).
 #[derive(Debug, Default)]
 pub struct ExportDialog {
@@ -130,6 +135,7 @@ impl ExportDialog {
     ) {
         let mut open = self.open;
         egui::Window::new("Export masks")
+            .id(window_id())
             .open(&mut open)
             .collapsible(false)
             .resizable(false)
@@ -251,6 +257,13 @@ impl ExportDialog {
                 for failure in &summary.failures {
                     ui.colored_label(ui.visuals().warn_fg_color, failure.to_string());
                 }
+                if summary
+                    .failures
+                    .iter()
+                    .any(crate::annotation::ExportFailure::is_irregular_geometry)
+                {
+                    ui.label(IRREGULAR_HINT);
+                }
             }
             Some(Err(e)) => {
                 ui.colored_label(ui.visuals().error_fg_color, e.as_str());
@@ -274,6 +287,11 @@ impl M2cApp {
             }
         }
     }
+}
+
+/// The id of the dialog's window (Esc closes the topmost window first).
+pub fn window_id() -> egui::Id {
+    egui::Id::unique("m2c-export-dialog")
 }
 
 /// Runs `request` on a helper thread. The session comes back in

@@ -46,6 +46,7 @@ impl ImportDialog {
     ) {
         let mut open = self.open;
         egui::Window::new("Import labels")
+            .id(window_id())
             .open(&mut open)
             .collapsible(false)
             .resizable(false)
@@ -264,4 +265,9 @@ impl M2cApp {
             tracing::error!("could not start the file dialog thread: {e}");
         }
     }
+}
+
+/// The id of the dialog's window (Esc closes the topmost window first).
+pub fn window_id() -> egui::Id {
+    egui::Id::unique("m2c-import-dialog")
 }

@@ -53,6 +53,8 @@ pub enum Action {
     BoxTool,
     Settings,
     ShowShortcuts,
+    /// Help → Get SAM3 weights…: what to download, then check and install it.
+    GetWeights,
     Quit,
 }
 
@@ -79,7 +81,7 @@ const LABEL_KEY_LIST: [Key; LABEL_KEYS] = [
 
 impl Action {
     /// Every action, in menu order.
-    pub const ALL: [Action; 44] = [
+    pub const ALL: [Action; 45] = [
         Action::OpenFolder,
         Action::OpenFiles,
         Action::Export,
@@ -123,6 +125,7 @@ impl Action {
         Action::ToggleHeatmap,
         Action::Settings,
         Action::ShowShortcuts,
+        Action::GetWeights,
         Action::Quit,
     ];
 
@@ -166,6 +169,7 @@ impl Action {
             Action::BoxTool => "Box",
             Action::Settings => "Settings…",
             Action::ShowShortcuts => "Keyboard shortcuts",
+            Action::GetWeights => "Get SAM3 weights…",
             Action::Quit => "Quit",
         }
     }
@@ -229,6 +233,10 @@ impl Action {
             }
             Action::Settings => "SAM3 weights, compute device and precision",
             Action::ShowShortcuts => "List every keyboard shortcut",
+            Action::GetWeights => {
+                "What to download for automatic segmentation and where from; checks the file \
+                 and installs it"
+            }
             Action::Quit => "Close M2C Annotator (accepted work is already saved)",
         }
     }
@@ -277,6 +285,7 @@ impl Action {
             Action::BoxTool => vec![key(Key::W)],
             Action::Settings => vec![command(Key::Comma)],
             Action::ShowShortcuts => vec![key(Key::F1)],
+            Action::GetWeights => Vec::new(),
             Action::Quit => vec![command(Key::Q)],
         }
     }

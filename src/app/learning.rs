@@ -137,8 +137,8 @@ impl Default for Learning {
         Self {
             engine: None,
             status: EngineStatus::Off(
-                "No SAM3 weights: the app works as a manual annotator. Choose the weights in \
-                 Settings (Ctrl+,) to learn concepts."
+                "No SAM3 weights: the app works as a manual annotator. Help > Get SAM3 weights… \
+                 says what to download to learn concepts."
                     .to_owned(),
             ),
             load_job: None,
@@ -444,8 +444,8 @@ impl M2cApp {
     pub(super) fn segment_box(&mut self, box_image: [f32; 4]) {
         if !self.learning.is_ready() {
             self.toasts.warn(
-                "The box tool needs SAM3: choose the weights in Settings (Ctrl+,); the brush \
-                 works without it",
+                "The box tool needs SAM3: Help > Get SAM3 weights… says what to download; the \
+                 brush works without it",
             );
             return;
         }

@@ -8,6 +8,7 @@ mod capture;
 pub mod command;
 pub mod error;
 pub mod export;
+pub mod first_run;
 pub mod heatmap;
 pub mod import;
 pub mod keymap;
@@ -23,14 +24,17 @@ pub mod study_view;
 pub mod toasts;
 pub mod tools;
 pub mod viewer;
+pub mod weights_dialog;
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
 
 pub use error::AppError;
+pub use panels::{FIRST_STEP_OPEN, FIRST_STEP_READY, FIRST_STEP_WEIGHTS, SHORTCUTS_TITLE};
 
 use crate::engine::{
-    CheckpointError, DevicePlan, DevicePreference, EnvironmentReport, ModelSettings, Precision,
+    CheckpointError, DevicePlan, DevicePreference, EnvironmentReport, InstallTarget, Installed,
+    ModelSettings, Precision,
 };
 use command::AppCommand;
 use export::{ExportDialog, ExportSummary};
@@ -41,6 +45,7 @@ use settings::SettingsDialog;
 use study_view::{StudyEvent, StudyView};
 use toasts::Toasts;
 use tools::ToolState;
+use weights_dialog::WeightsDialog;
 
 /// What `m2c [PATH...]` passes to the window.
 #[derive(Debug, Clone, Default)]
@@ -80,7 +85,9 @@ pub fn run(options: LaunchOptions) -> Result<(), AppError> {
             app.use_saved_settings(saved, file);
             if let Some(dir) = crate::engine::m2c_config_dir() {
                 app.use_recent_file(dir.join(recent::RECENT_FILE));
+                app.use_ui_file(dir.join(first_run::UI_FILE));
             }
+            app.use_weights_target(InstallTarget::for_user().ok());
             if let Some(problem) = problem {
                 app.toasts
                     .warn(format!("Saved settings not used: {problem}"));
@@ -187,6 +194,10 @@ pub struct M2cApp {
     settings_file: Option<PathBuf>,
     /// Recently opened studies (in memory only unless [`M2cApp::use_recent_file`]).
     recent: recent::RecentStudies,
+    /// Help → Get SAM3 weights….
+    weights_dialog: WeightsDialog,
+    /// The five-key overlay over the first study (off unless [`M2cApp::use_ui_file`]).
+    key_tips: first_run::KeyTips,
 }
 
 impl M2cApp {
@@ -230,6 +241,8 @@ impl M2cApp {
             settings_dialog: SettingsDialog::default(),
             settings_file: None,
             recent: recent::RecentStudies::default(),
+            weights_dialog: WeightsDialog::default(),
+            key_tips: first_run::KeyTips::default(),
             options,
         }
     }
@@ -237,6 +250,37 @@ impl M2cApp {
     /// Remembers recently opened studies in `file` (and reads those already there).
     pub fn use_recent_file(&mut self, file: PathBuf) {
         self.recent = recent::RecentStudies::load(file);
+    }
+
+    /// Shows the five-key overlay over the first study until dismissed, remembering the
+    /// dismissal in `file` (and reading an earlier one from it).
+    pub fn use_ui_file(&mut self, file: PathBuf) {
+        self.key_tips = first_run::KeyTips::load(file);
+    }
+
+    /// Whether the five-key overlay is on screen.
+    pub fn key_tips_open(&self) -> bool {
+        self.key_tips.open
+    }
+
+    /// Where Help → Get SAM3 weights… installs (`None`: nowhere; the dialog says so).
+    pub fn use_weights_target(&mut self, target: Option<InstallTarget>) {
+        self.weights_dialog.set_target(target);
+    }
+
+    /// The Get SAM3 weights dialog.
+    pub fn weights_dialog(&self) -> &WeightsDialog {
+        &self.weights_dialog
+    }
+
+    /// Which of the app's windows are open: (help, settings, weights dialog, key tips).
+    pub fn open_windows(&self) -> (bool, bool, bool, bool) {
+        (
+            self.show_shortcuts,
+            self.settings_dialog.open,
+            self.weights_dialog.open,
+            self.key_tips.open,
+        )
     }
 
     /// Recently opened studies, newest first.
@@ -267,6 +311,52 @@ impl M2cApp {
     /// Opens the Settings dialog on the settings in effect.
     pub(super) fn open_settings(&mut self) {
         self.settings_dialog.show(&self.settings);
+    }
+
+    /// A checkpoint was installed (Help → Get SAM3 weights…): load it now. The settings file
+    /// was already updated by the installation; only what is in effect changes here.
+    pub(super) fn use_installed_weights(&mut self, ctx: &egui::Context, installed: &Installed) {
+        self.settings.weights = Some(installed.weights.clone());
+        self.options.weights.clone_from(&self.settings.weights);
+        self.learning.unload();
+        self.model_status = ModelStatus::Detecting;
+        self.start_environment_probe(Some(ctx.clone()));
+    }
+
+    /// Esc closes the topmost of the app's windows (help, settings, the weights dialog, the
+    /// export and import dialogs, the key tips) before it means "reject the prediction".
+    /// Returns whether a window was closed.
+    fn close_topmost_window(&mut self, top: Option<egui::Id>) -> bool {
+        let open = [
+            (weights_dialog::window_id(), self.weights_dialog.open),
+            (settings::window_id(), self.settings_dialog.open),
+            (panels::shortcuts_window_id(), self.show_shortcuts),
+            (export::window_id(), self.export.open),
+            (import::window_id(), self.import.open),
+            (first_run::window_id(), self.key_tips.open),
+        ];
+        let chosen = open
+            .iter()
+            .find(|(id, is_open)| *is_open && Some(*id) == top)
+            .or_else(|| open.iter().find(|(_, is_open)| *is_open))
+            .map(|(id, _)| *id);
+        let Some(id) = chosen else {
+            return false;
+        };
+        if id == weights_dialog::window_id() {
+            self.weights_dialog.close();
+        } else if id == settings::window_id() {
+            self.settings_dialog.open = false;
+        } else if id == panels::shortcuts_window_id() {
+            self.show_shortcuts = false;
+        } else if id == export::window_id() {
+            self.export.open = false;
+        } else if id == import::window_id() {
+            self.import.open = false;
+        } else {
+            self.key_tips.dismiss();
+        }
+        true
     }
 
     /// Applies settings chosen in the dialog: saves them, then detects the device and loads
@@ -391,6 +481,11 @@ impl M2cApp {
         if ctx.egui_wants_keyboard_input() {
             return;
         }
+        let top = ctx.top_layer_id().map(|layer| layer.id);
+        let escape = egui::KeyboardShortcut::new(egui::Modifiers::NONE, egui::Key::Escape);
+        if ctx.input(|i| i.key_pressed(egui::Key::Escape)) && self.close_topmost_window(top) {
+            ctx.input_mut(|i| i.consume_shortcut(&escape));
+        }
         for (shortcut, action) in keymap::shortcut_table() {
             if ctx.input_mut(|i| i.consume_shortcut(&shortcut)) {
                 self.perform(ctx, action);
@@ -416,7 +511,12 @@ impl M2cApp {
         );
         if self.opened.is_empty() {
             panels::model_panel_ui(ui, &self.model_status);
-            reopen = reopen.or(panels::central_ui(ui, &mut actions, &self.recent));
+            reopen = reopen.or(panels::central_ui(
+                ui,
+                &mut actions,
+                &self.recent,
+                &self.model_status,
+            ));
         } else {
             self.side_panel_ui(ui, &mut commands);
             let badges = self.series_badges();
@@ -424,6 +524,10 @@ impl M2cApp {
                 commands.push(AppCommand::SelectSeries(series));
             }
             self.image_ui(ui, &mut commands);
+            if self.study.shown().is_some() {
+                self.key_tips.study_shown();
+            }
+            self.key_tips.ui(&ctx, ctx.content_rect());
         }
         if self.show_shortcuts {
             panels::shortcuts_window_ui(&ctx, &mut self.show_shortcuts);
@@ -451,6 +555,9 @@ impl M2cApp {
             let classes = self.session.as_ref().map(Session::classes);
             self.import
                 .import_dialog_ui(&ctx, classes.as_deref().unwrap_or(&[]), &mut commands);
+        }
+        if let Some(installed) = self.weights_dialog.ui(&ctx) {
+            self.use_installed_weights(&ctx, &installed);
         }
         self.toasts.toasts_ui(&ctx);
         for action in actions {

@@ -98,6 +98,7 @@ pub fn menu_bar_ui(
             });
             ui.menu_button("Help", |ui| {
                 action_button_ui(ui, Action::ShowShortcuts, actions);
+                action_button_ui(ui, Action::GetWeights, actions);
             });
         });
     });
@@ -202,9 +203,9 @@ fn weights_ui(ui: &mut egui::Ui, weights: &WeightsStatus) {
         WeightsStatus::Missing { first_location } => {
             ui.label("SAM3 weights: not found");
             ui.label(
-                "Manual annotation works without them. To enable automatic segmentation, \
-                 download model.safetensors from Hugging Face facebook/sam3 (gated) and choose \
-                 it in Settings (Ctrl+,), start m2c with --weights PATH, or put it at:",
+                "Manual annotation works without them. For automatic segmentation, \
+                 Help > Get SAM3 weights… says what to download (Hugging Face facebook/sam3, \
+                 gated) and installs it at:",
             );
             if let Some(p) = first_location {
                 ui.label(RichText::new(p.display().to_string()).small().monospace());
@@ -273,12 +274,41 @@ fn series_label(s: &Series) -> String {
     format!("{label}\n{name}")
 }
 
+/// The two lines of the start screen that say what to do first.
+pub const FIRST_STEP_OPEN: &str =
+    "1. Open a study: drop a folder or files here, or use the buttons above.";
+/// The second line while no usable weights were found.
+pub const FIRST_STEP_WEIGHTS: &str = "2. For automatic segmentation, get the SAM3 weights: \
+     Help > Get SAM3 weights… (manual annotation works without them).";
+/// The second line once the weights are found.
+pub const FIRST_STEP_READY: &str =
+    "2. SAM3 weights found: paint a few images, then L segments the rest.";
+
+fn first_steps(status: &ModelStatus) -> [&'static str; 2] {
+    let ready = matches!(
+        status,
+        ModelStatus::Ready {
+            weights: WeightsStatus::Found { .. },
+            ..
+        }
+    );
+    [
+        FIRST_STEP_OPEN,
+        if ready {
+            FIRST_STEP_READY
+        } else {
+            FIRST_STEP_WEIGHTS
+        },
+    ]
+}
+
 /// The central area: the drop zone while nothing is open.
 /// The start screen; returns a recent study the user picked.
 pub fn central_ui(
     ui: &mut egui::Ui,
     actions: &mut Vec<Action>,
     recent: &RecentStudies,
+    status: &ModelStatus,
 ) -> Option<PathBuf> {
     let hovering = ui.ctx().input(|i| !i.raw.hovered_files.is_empty());
     let mut picked = None;
@@ -300,6 +330,10 @@ pub fn central_ui(
                 action_button_ui(ui, Action::OpenFolder, actions);
                 action_button_ui(ui, Action::OpenFiles, actions);
             });
+            ui.add_space(12.0);
+            for line in first_steps(status) {
+                ui.label(line);
+            }
             ui.add_space(8.0);
             ui.label(
                 RichText::new(
@@ -318,22 +352,41 @@ pub fn central_ui(
     picked
 }
 
+/// Title of the shortcut list (F1).
+pub const SHORTCUTS_TITLE: &str = "Keyboard shortcuts";
+
+/// The id of the shortcut list's window (Esc closes the topmost window first).
+pub fn shortcuts_window_id() -> egui::Id {
+    egui::Id::unique("m2c-shortcuts")
+}
+
+/// The shortcut list (F1): every action with its keys, scrolling when the window is too low
+/// to show them all.
 pub fn shortcuts_window_ui(ctx: &egui::Context, open: &mut bool) {
-    egui::Window::new("Keyboard shortcuts")
+    // Title bar, frame and margins take about 60 points; leave the menu bar visible too.
+    let room = (ctx.content_rect().height() - 100.0).max(120.0);
+    egui::Window::new(SHORTCUTS_TITLE)
+        .id(shortcuts_window_id())
         .open(open)
         .collapsible(false)
+        .resizable(false)
+        .constrain(true)
         .show(ctx, |ui| {
-            egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
-                for action in Action::ALL {
-                    ui.label(action.label());
-                    let keys: Vec<String> = action
-                        .shortcuts()
-                        .iter()
-                        .map(|s| ctx.format_shortcut(s))
-                        .collect();
-                    ui.label(keys.join(", "));
-                    ui.end_row();
-                }
-            });
+            egui::ScrollArea::vertical()
+                .max_height(room)
+                .show(ui, |ui| {
+                    egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
+                        for action in Action::ALL {
+                            ui.label(action.label());
+                            let keys: Vec<String> = action
+                                .shortcuts()
+                                .iter()
+                                .map(|s| ctx.format_shortcut(s))
+                                .collect();
+                            ui.label(keys.join(", "));
+                            ui.end_row();
+                        }
+                    });
+                });
         });
 }

@@ -166,6 +166,7 @@ impl SettingsDialog {
         let mut open = self.open;
         let mut applied = None;
         egui::Window::new(TITLE)
+            .id(window_id())
             .open(&mut open)
             .collapsible(false)
             .resizable(false)
@@ -349,6 +350,11 @@ impl SettingsDialog {
             tracing::error!("could not start the file dialog thread: {e}");
         }
     }
+}
+
+/// The id of the dialog's window (Esc closes the topmost window first).
+pub fn window_id() -> egui::Id {
+    egui::Id::unique("m2c-settings-dialog")
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ pub struct DoctorArgs {
 }
 
 pub fn run(cli: &Cli, args: &DoctorArgs) -> anyhow::Result<i32> {
-    let report = environment::probe(cli.device, cli.weights.as_deref(), !args.no_check);
+    let weights = super::chosen_weights(cli);
+    let report = environment::probe(cli.device, weights.as_deref(), !args.no_check);
     print!("{}", render(&report));
     let device_failed = matches!(report.device_check, Some(Err(_)));
     Ok(if device_failed { 1 } else { 0 })
@@ -91,8 +92,8 @@ pub fn render(report: &EnvironmentReport) -> String {
             }
             out += &format!(
                 "  get them: download {CHECKPOINT_FILE} from Hugging Face facebook/sam3 (gated: \
-                 accept the licence there), then pass --weights PATH, set M2C_WEIGHTS, or put \
-                 it at the first path above\n"
+                 accept the licence there), then run `m2c weights install PATH`, pass --weights \
+                 PATH or set M2C_WEIGHTS\n"
             );
         }
     }

@@ -10,8 +10,8 @@ use anyhow::{Context as _, bail};
 use std::collections::BTreeMap;
 
 use crate::annotation::{
-    ExportFormat, ExportRequest, ImportRequest, SegExportOptions, SegmentCoding, StudyProject,
-    export_labels, import_labels, open_study_project,
+    ExportFailure, ExportFormat, ExportRequest, ImportRequest, SegExportOptions, SegmentCoding,
+    StudyProject, export_labels, import_labels, open_study_project,
 };
 use crate::study::seg::{Code, M2C_UID_ROOT, SegOptions, validate_uid_root};
 use crate::study::{self, MaskEncoding, Series};
@@ -163,6 +163,16 @@ pub fn export(args: &ExportLabelsArgs) -> anyhow::Result<i32> {
     }
     for failure in &summary.failures {
         eprintln!("error: {failure}");
+    }
+    if summary
+        .failures
+        .iter()
+        .any(ExportFailure::is_irregular_geometry)
+    {
+        eprintln!(
+            "hint: pass --allow-irregular to export series with gantry tilt or uneven spacing \
+             anyway (a sheared affine; the mean slice spacing)"
+        );
     }
     Ok(i32::from(!summary.failures.is_empty()))
 }

@@ -13,6 +13,7 @@ mod parity;
 mod search;
 mod segment;
 pub mod study;
+mod weights;
 
 use std::path::PathBuf;
 
@@ -83,6 +84,18 @@ pub enum Command {
     /// Time SAM3 and concept search on the chosen device (random weights by default): median
     /// ms and peak memory per stage.
     Bench(bench::BenchArgs),
+    /// SAM3 weights: `m2c weights install PATH` checks a downloaded checkpoint and puts it
+    /// where the app finds it (or records it in the settings with --in-place).
+    Weights(weights::WeightsArgs),
+}
+
+/// The checkpoint the subcommands use: `--weights` / `M2C_WEIGHTS`, else the path saved in the
+/// settings (the app's Settings dialog, `m2c weights install --in-place`), else `None`: the
+/// default places are searched.
+pub(crate) fn chosen_weights(cli: &Cli) -> Option<PathBuf> {
+    cli.weights
+        .clone()
+        .or_else(|| crate::engine::ModelSettings::load().0.weights)
 }
 
 fn parse_device(value: &str) -> Result<DevicePreference, String> {
@@ -109,6 +122,7 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
         Command::Annotate(args) => annotate::run(cli, args),
         Command::Loop(args) => loop_cmd::run(cli, args),
         Command::Bench(args) => bench::run(cli, args),
+        Command::Weights(args) => weights::run(cli, args),
     }
 }
 

@@ -23,7 +23,7 @@ pub fn load_segmenter_at(
     cli: &Cli,
     config: Option<&Path>,
 ) -> anyhow::Result<(Segmenter, std::path::PathBuf)> {
-    let search = locate(cli.weights.as_deref());
+    let search = locate(super::chosen_weights(cli).as_deref());
     let Some(weights) = search.found else {
         let looked: Vec<String> = search
             .looked
@@ -31,7 +31,7 @@ pub fn load_segmenter_at(
             .map(|p| format!("  {}", p.display()))
             .collect();
         bail!(
-            "SAM3 weights not found; pass --weights PATH (or set M2C_WEIGHTS). Looked in:\n{}",
+            "SAM3 weights not found; pass --weights PATH (or set M2C_WEIGHTS), or install them with `m2c weights install PATH`. Looked in:\n{}",
             looked.join("\n")
         );
     };

@@ -70,7 +70,15 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
             many.len()
         ),
     };
-    let geometry = series.export_geometry(args.allow_irregular)?;
+    let geometry = match series.export_geometry(args.allow_irregular) {
+        Err(e @ study::StudyError::IrregularGeometry { .. }) => {
+            return Err(anyhow::Error::new(e).context(
+                "refused: pass --allow-irregular to export it anyway (a sheared affine for \
+                 tilt; the mean slice spacing)",
+            ));
+        }
+        other => other?,
+    };
     let volume = series
         .load_volume()
         .with_context(|| format!("decoding series {number}"))?;

@@ -15,6 +15,7 @@ pub mod device;
 pub mod environment;
 pub mod error;
 pub mod inference;
+pub mod install;
 pub mod paths;
 pub mod settings;
 pub mod tools;
@@ -29,6 +30,10 @@ pub use concept::{
 pub use device::{DevicePlan, DevicePreference, plan_for};
 pub use environment::{EnvironmentReport, probe};
 pub use error::{CheckpointError, EngineError, Failure, JobId, Remedy, SharedError, Task};
+pub use install::{
+    InstallError, InstallMode, InstallTarget, Installed, Placement, SAM3_DOWNLOAD_PAGE,
+    SourceCheck, Tracker, check_source, human_bytes, install,
+};
 pub use paths::{m2c_config_dir, m2c_data_dir};
 pub use settings::{ModelSettings, Precision, WeightsCheck, check_weights};
 pub use worker::{Engine, Event, ImageInput, ImageSource, Request, Stage, TrainingSample};

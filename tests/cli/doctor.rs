@@ -20,6 +20,7 @@ fn m2c(args: &[&str], env: &[(&str, &str)]) -> Output {
         // Keep the user's own checkpoint out of the test: look in an empty home.
         .env("HOME", runtime.path())
         .env("XDG_DATA_HOME", runtime.path().join("data"))
+        .env("XDG_CONFIG_HOME", runtime.path().join("config"))
         .env("HF_HOME", runtime.path().join("hf"));
     for (k, v) in env {
         cmd.env(k, v);

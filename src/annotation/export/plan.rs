@@ -63,6 +63,18 @@ pub struct ExportFailure {
     pub error: Arc<AnnotationError>,
 }
 
+impl ExportFailure {
+    /// Whether the series was refused for gantry tilt, uneven spacing or duplicate slices,
+    /// which [`ExportRequest::allow_irregular`] accepts (sheared affine, mean spacing).
+    pub fn is_irregular_geometry(&self) -> bool {
+        matches!(
+            self.error.as_ref(),
+            AnnotationError::SeriesGeometry { source, .. }
+                if matches!(**source, StudyError::IrregularGeometry { .. })
+        )
+    }
+}
+
 impl fmt::Display for ExportFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Series {}: {}", self.series, self.error)?;
