@@ -10,6 +10,7 @@ mod labels;
 
 mod app_annotate;
 mod app_dicom;
+mod app_first_run;
 mod app_learn;
 mod app_recent;
 mod app_ui;
@@ -18,3 +19,4 @@ mod heatmap_ui;
 mod overlay_ui;
 mod settings_ui;
 mod soak;
+mod weights_ui;

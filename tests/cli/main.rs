@@ -3,10 +3,14 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../dicom_gen/mod.rs"]
+mod dicom_gen;
 
 mod cli_bench;
 mod cli_concept;
 mod cli_eval;
+mod cli_export_irregular;
 mod cli_parity;
 mod cli_segment;
+mod cli_weights;
 mod doctor;

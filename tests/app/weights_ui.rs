@@ -8,7 +8,7 @@
     reason = "test helpers panic on setup failure"
 )]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

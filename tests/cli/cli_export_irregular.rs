@@ -6,7 +6,7 @@
     reason = "test helpers panic on setup failure"
 )]
 
-mod dicom_gen;
+use crate::dicom_gen;
 
 use std::process::Command;
 
