@@ -103,6 +103,8 @@ struct PredictJob {
 /// Learning and review state of the window.
 pub struct Learning {
     engine: Option<Engine>,
+    /// The engine wakes the window when it sends an event (no polling while it works).
+    engine_wakes_ui: bool,
     pub status: EngineStatus,
     load_job: Option<JobId>,
     checkpoint: Option<String>,
@@ -136,6 +138,7 @@ impl Default for Learning {
     fn default() -> Self {
         Self {
             engine: None,
+            engine_wakes_ui: false,
             status: EngineStatus::Off(
                 "No SAM3 weights: the app works as a manual annotator. Help > Get SAM3 weights… \
                  says what to download to learn concepts."
@@ -197,6 +200,7 @@ impl Learning {
     pub fn unload(&mut self) {
         self.cancel();
         self.engine = None;
+        self.engine_wakes_ui = false;
         self.load_job = None;
         self.learn = None;
         self.predict = None;
@@ -312,18 +316,27 @@ impl M2cApp {
     /// Applies engine events until the frame's budget is spent; starts a due re-search.
     pub(super) fn drain_engine(&mut self, ctx: &egui::Context) {
         let start = Instant::now();
-        let busy = self.learning.load_job.is_some()
-            || self.learning.learn.is_some()
-            || self.learning.predict.is_some();
-        while start.elapsed() < EVENT_BUDGET {
+        if !self.learning.engine_wakes_ui
+            && let Some(engine) = &self.learning.engine
+        {
+            let wake = ctx.clone();
+            engine.set_waker(Some(Arc::new(move || wake.request_repaint())));
+            self.learning.engine_wakes_ui = true;
+        }
+        let mut more = false;
+        loop {
+            if start.elapsed() >= EVENT_BUDGET {
+                // Out of this frame's budget with events perhaps still waiting: next frame.
+                more = true;
+                break;
+            }
             let Some(event) = self.learning.engine.as_mut().and_then(Engine::try_recv) else {
                 break;
             };
             self.apply_engine_event(ctx, event);
         }
-        if busy {
-            // Keep draining while work is in flight, without spinning the CPU.
-            ctx.request_repaint_after(Duration::from_millis(50));
+        if more {
+            ctx.request_repaint();
         }
         if let Some((at, class)) = self.learning.research_at {
             let now = ctx.input(|i| i.time);

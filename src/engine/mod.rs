@@ -36,4 +36,4 @@ pub use install::{
 };
 pub use paths::{m2c_config_dir, m2c_data_dir};
 pub use settings::{ModelSettings, Precision, WeightsCheck, check_weights};
-pub use worker::{Engine, Event, ImageInput, ImageSource, Request, Stage, TrainingSample};
+pub use worker::{Engine, Event, ImageInput, ImageSource, Request, Stage, TrainingSample, Waker};

@@ -21,9 +21,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -270,6 +270,7 @@ struct Job {
 pub struct Engine {
     jobs: Option<Sender<Job>>,
     events: Receiver<Event>,
+    waker: SharedWaker,
     next: JobId,
     cancels: HashMap<JobId, Arc<AtomicBool>>,
     thread: Option<JoinHandle<()>>,
@@ -285,13 +286,19 @@ impl Engine {
     pub fn with_cache_budget(cache_bytes: usize) -> Self {
         let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
         let (events_tx, events_rx) = mpsc::channel();
+        let waker = SharedWaker::default();
+        let sink = EventSink {
+            tx: events_tx,
+            waker: Arc::clone(&waker),
+        };
         let thread = std::thread::Builder::new()
             .name("m2c-engine".to_owned())
-            .spawn(move || serve(&jobs_rx, &events_tx, cache_bytes))
+            .spawn(move || serve(&jobs_rx, &sink, cache_bytes))
             .ok();
         Self {
             jobs: Some(jobs_tx),
             events: events_rx,
+            waker,
             next: 1,
             cancels: HashMap::new(),
             thread,
@@ -321,6 +328,15 @@ impl Engine {
     pub fn cancel(&self, job: JobId) {
         if let Some(flag) = self.cancels.get(&job) {
             flag.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Calls `waker` on the engine thread after every event it sends from now on (the app
+    /// passes `egui::Context::request_repaint`), so the caller learns of results without
+    /// polling. `None` removes it.
+    pub fn set_waker(&self, waker: Option<Waker>) {
+        if let Ok(mut slot) = self.waker.0.lock() {
+            *slot = waker;
         }
     }
 
@@ -380,7 +396,40 @@ struct Worker {
 /// Images whose interactive-head features are kept (boxes are drawn on the image on screen).
 const TRACKER_IMAGES: usize = 4;
 
-fn serve(jobs: &Receiver<Job>, events: &Sender<Event>, cache_bytes: usize) {
+/// Called on the engine thread after each event it sends.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// Where the engine thread finds the current waker.
+#[derive(Default)]
+struct WakerSlot(Mutex<Option<Waker>>);
+
+impl std::fmt::Debug for WakerSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = self.0.lock().map(|w| w.is_some()).unwrap_or(false);
+        f.debug_struct("WakerSlot").field("set", &set).finish()
+    }
+}
+
+type SharedWaker = Arc<WakerSlot>;
+
+/// The engine thread's end of the event channel: sends, then wakes the caller.
+struct EventSink {
+    tx: Sender<Event>,
+    waker: SharedWaker,
+}
+
+impl EventSink {
+    fn send(&self, event: Event) -> Result<(), mpsc::SendError<Event>> {
+        self.tx.send(event)?;
+        let wake = self.waker.0.lock().ok().and_then(|slot| slot.clone());
+        if let Some(wake) = wake {
+            wake();
+        }
+        Ok(())
+    }
+}
+
+fn serve(jobs: &Receiver<Job>, events: &EventSink, cache_bytes: usize) {
     let mut worker = Worker {
         model: None,
         cache: FeatureCache::new(cache_bytes),
@@ -461,7 +510,7 @@ impl Worker {
         job: JobId,
         cancel: &Arc<AtomicBool>,
         request: Request,
-        events: &Sender<Event>,
+        events: &EventSink,
     ) -> Result<(), EngineError> {
         let send = |event| {
             let _ = events.send(event);
@@ -759,6 +808,34 @@ mod tests {
                 return event;
             }
         }
+    }
+
+    #[test]
+    fn the_waker_is_called_for_every_event_sent() {
+        use std::sync::atomic::AtomicUsize;
+        let mut engine = Engine::spawn();
+        let woken = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&woken);
+        engine.set_waker(Some(Arc::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        })));
+        let first = engine.submit(Request::Forget {
+            key: "a".to_owned(),
+        });
+        end_of(&mut engine, first);
+        // The wake-up follows the send: give the engine thread a moment to make it.
+        let start = std::time::Instant::now();
+        while woken.load(Ordering::SeqCst) == 0 && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(woken.load(Ordering::SeqCst), 1, "one event, one wake-up");
+        engine.set_waker(None);
+        let second = engine.submit(Request::Forget {
+            key: "b".to_owned(),
+        });
+        end_of(&mut engine, second);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(woken.load(Ordering::SeqCst), 1, "removed: no more wake-ups");
     }
 
     #[test]
