@@ -436,8 +436,10 @@ impl M2cApp {
         &self.model_status
     }
 
-    /// Applies finished background work. Never blocks.
-    pub fn drain_events(&mut self, ctx: &egui::Context) {
+    /// Work that must go on while the window is hidden too (eframe's `logic`): background
+    /// results, engine events and the jobs they start, the project opening, save retries,
+    /// studies queued to open. Reads no input events.
+    pub fn drain_background(&mut self, ctx: &egui::Context) {
         while let Ok(event) = self.rx.try_recv() {
             match event {
                 BackgroundEvent::Environment(report) => {
@@ -466,6 +468,11 @@ impl M2cApp {
             let paths = std::mem::take(&mut self.pending_open);
             self.open_paths(ctx, paths);
         }
+    }
+
+    /// Applies finished background work. Never blocks.
+    pub fn drain_events(&mut self, ctx: &egui::Context) {
+        self.drain_background(ctx);
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
                 .dropped_files
@@ -656,6 +663,12 @@ fn model_status_from(report: &EnvironmentReport) -> ModelStatus {
 }
 
 impl eframe::App for M2cApp {
+    /// Runs before every frame and, while the window is hidden or minimised, whenever the engine
+    /// or a background thread wakes it: results are applied and saves retried even then.
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.drain_background(ctx);
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.frame_ui(ui);
     }
