@@ -104,10 +104,11 @@ dpkg -i "$deb" >/dev/null || fail "dpkg -i $deb"
 installed=$name
 [ "$(command -v m2c)" = /usr/bin/m2c ] || fail "m2c on PATH is $(command -v m2c), not /usr/bin/m2c"
 home="$work/home"
-mkdir -p "$home"
+mkdir -p "$home" "$work/runtime"
+chmod 700 "$work/runtime"
 run_installed() {
   env -u M2C_WEIGHTS HOME="$home" XDG_CONFIG_HOME="$home/.config" XDG_DATA_HOME="$home/.local/share" \
-    XDG_CACHE_HOME="$home/.cache" "$@"
+    XDG_CACHE_HOME="$home/.cache" XDG_RUNTIME_DIR="$work/runtime" "$@"
 }
 run_installed /usr/bin/m2c --help >"$work/help.txt" || fail "m2c --help"
 grep -q doctor "$work/help.txt" || fail "m2c --help does not list the doctor command"
@@ -136,7 +137,7 @@ if command -v Xvfb >/dev/null; then
   done
   shot="$work/first-frame.png"
   t0=$(date +%s.%N)
-  if run_installed env -u WAYLAND_DISPLAY DISPLAY=":$number" XDG_RUNTIME_DIR="$work" \
+  if run_installed env -u WAYLAND_DISPLAY DISPLAY=":$number" \
     M2C_DEVICE=cpu M2C_SCREENSHOT="$shot" timeout 120 /usr/bin/m2c >"$work/window.log" 2>&1 &&
     [ -s "$shot" ]; then
     first_frame=$(awk -v a="$t0" -v b="$(stat -c %.9Y "$shot")" 'BEGIN { printf "%.2f s", b - a }')
