@@ -68,8 +68,18 @@ bin="$CARGO_TARGET_DIR/release/m2c"
 licences_name=third-party-licenses.txt
 # cargo-deb reads assets under target/release/ from CARGO_TARGET_DIR, so the list goes there.
 licences="$CARGO_TARGET_DIR/release/$licences_name"
-cargo about generate --locked --offline --fail -c packaging/about.toml \
-  -o "$licences" packaging/third-party-licenses.hbs
+# Generating takes minutes of CPU (every crate's licence files are matched), so a list made from
+# the same Cargo.lock, configuration, template and cargo-about is reused.
+stamp=$( (cat Cargo.lock packaging/about.toml packaging/third-party-licenses.hbs; cargo about --version) |
+  sha256sum | cut -d' ' -f1)
+if [ -s "$licences" ] && [ "$(cat "$licences.stamp" 2>/dev/null)" = "$stamp" ]; then
+  say "licence list unchanged since the last run (same Cargo.lock and configuration)"
+else
+  rm -f "$licences.stamp"
+  cargo about generate --locked --offline --fail -c packaging/about.toml \
+    -o "$licences" packaging/third-party-licenses.hbs
+  echo "$stamp" >"$licences.stamp"
+fi
 grep -q '^Used by:' "$licences" || fail "the licence list names no crate"
 say "licence list: $(grep -c '^  - ' "$licences") crate entries, $(grep -c '^Used by:' "$licences") licence texts"
 
