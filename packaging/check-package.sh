@@ -138,13 +138,16 @@ validate_desktop_and_metainfo / || fail "installed desktop entry or metainfo inv
 # (M2C_SCREENSHOT) and closes; the PNG's modification time marks the frame.
 first_frame="not measured (no Xvfb)"
 if command -v Xvfb >/dev/null; then
-  number=$((90 + $$ % 400))
-  Xvfb ":$number" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
+  # Xvfb picks a free display and writes its number once it accepts connections.
+  Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp 3>"$work/display" >/dev/null 2>&1 &
   xvfb_pid=$!
+  number=""
   for _ in $(seq 200); do
-    [ -S "/tmp/.X11-unix/X$number" ] && break
+    number=$(tr -dc 0-9 <"$work/display" 2>/dev/null || true)
+    [ -n "$number" ] && break
     sleep 0.1
   done
+  [ -n "$number" ] || fail "Xvfb did not start"
   shot="$work/first-frame.png"
   t0=$(date +%s.%N)
   if run_installed env -u WAYLAND_DISPLAY DISPLAY=":$number" \

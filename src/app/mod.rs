@@ -194,6 +194,8 @@ pub struct M2cApp {
     settings_file: Option<PathBuf>,
     /// Recently opened studies (in memory only unless [`M2cApp::use_recent_file`]).
     recent: recent::RecentStudies,
+    /// eframe calls `App::logic` before every frame, which drains the background work.
+    driven_by_logic: bool,
     /// Help → Get SAM3 weights….
     weights_dialog: WeightsDialog,
     /// The five-key overlay over the first study (off unless [`M2cApp::use_ui_file`]).
@@ -241,6 +243,7 @@ impl M2cApp {
             settings_dialog: SettingsDialog::default(),
             settings_file: None,
             recent: recent::RecentStudies::default(),
+            driven_by_logic: false,
             weights_dialog: WeightsDialog::default(),
             key_tips: first_run::KeyTips::default(),
             options,
@@ -472,7 +475,11 @@ impl M2cApp {
 
     /// Applies finished background work. Never blocks.
     pub fn drain_events(&mut self, ctx: &egui::Context) {
-        self.drain_background(ctx);
+        // Under eframe, `logic` has just done this for the frame (and each drain spends an
+        // event budget of the UI thread); harnesses that drive `frame_ui` alone need it here.
+        if !self.driven_by_logic {
+            self.drain_background(ctx);
+        }
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
                 .dropped_files
@@ -666,6 +673,7 @@ impl eframe::App for M2cApp {
     /// Runs before every frame and, while the window is hidden or minimised, whenever the engine
     /// or a background thread wakes it: results are applied and saves retried even then.
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.driven_by_logic = true;
         self.drain_background(ctx);
     }
 

@@ -231,7 +231,7 @@ fn wrong_files_are_refused_and_leave_nothing_behind() {
 /// Not a check: writes a full-size SAM3 detector checkpoint with placeholder weights, named as
 /// the hub's bare `Sam3Model` file, so that weights load time can be measured without the gated
 /// download (`m2c segment --weights FILE` prints "loaded in N s"). 3.4 GB; run on purpose:
-/// `M2C_FULL_CKPT_OUT=/tmp/full/model.safetensors cargo test --test cli cli_weights -- --ignored`
+/// `M2C_FULL_CKPT_OUT=target/full/model.safetensors cargo test --test cli cli_weights -- --ignored`
 #[test]
 #[ignore = "writes a 3.4 GB file; run by hand to measure weights load time"]
 fn write_full_size_placeholder_checkpoint() {
